@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Layering (each target only imports the ones below it):
+//   decidiffusion (CLI) -> DeciDiffusion (pipeline) -> DeciModels -> DeciWeights, DeciTensor -> CDeciKernels
+//   DeciSchedulers, DeciTokenizer, DeciRandom, DeciImage are independent of the tensor layer.
+// Only DeciTensor may import CDeciKernels: a GPU backend later replaces what sits below DeciTensor.
+
+let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+
+let package = Package(
+    name: "DeciDiffusion",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "DeciDiffusion", targets: ["DeciDiffusion"]),
+        .executable(name: "decidiffusion", targets: ["decidiffusion"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C shim over oneDNN plus the element-wise kernels that need AVX-512 / bf16 instructions
+        // and must share oneDNN's OpenMP thread pool.
+        .target(
+            name: "CDeciKernels",
+            cSettings: kernelCFlags,
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp", .when(platforms: [.linux])), .linkedLibrary("m")]
+        ),
+        .target(name: "DeciTensor", dependencies: ["CDeciKernels"]),
+        .target(name: "DeciWeights", dependencies: ["DeciTensor"]),
+        .target(name: "DeciRandom"),
+        .target(name: "DeciSchedulers", dependencies: ["DeciRandom"]),
+        .target(name: "DeciTokenizer"),
+        .target(
+            name: "CImageCodecs",
+            linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
+        ),
+        .target(name: "DeciImage", dependencies: ["CImageCodecs"]),
+        .target(name: "DeciModels", dependencies: ["DeciTensor", "DeciWeights"]),
+        .target(
+            name: "DeciDiffusion",
+            dependencies: ["DeciModels", "DeciSchedulers", "DeciTokenizer", "DeciRandom", "DeciImage", "DeciWeights", "DeciTensor"]
+        ),
+        .executableTarget(
+            name: "decidiffusion",
+            dependencies: ["DeciDiffusion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(name: "TestSupport", path: "Sources/TestSupport"),
+        .testTarget(name: "DeciTensorTests", dependencies: ["DeciTensor", "DeciWeights", "TestSupport"]),
+        .testTarget(name: "DeciWeightsTests", dependencies: ["DeciWeights", "TestSupport"]),
+        .testTarget(name: "DeciRandomTests", dependencies: ["DeciRandom", "TestSupport"]),
+        .testTarget(name: "DeciSchedulersTests", dependencies: ["DeciSchedulers", "DeciRandom", "TestSupport"]),
+        .testTarget(name: "DeciTokenizerTests", dependencies: ["DeciTokenizer", "TestSupport"]),
+        .testTarget(name: "DeciImageTests", dependencies: ["DeciImage", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,1 @@
+print("decidiffusion: not yet implemented")
