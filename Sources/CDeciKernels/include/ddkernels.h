@@ -1,1 +1,110 @@
+// The engine's CPU kernel ABI. Everything above this header (the Swift op layer) sees only these
+// functions; oneDNN, OpenMP and instruction-set dispatch stay behind it, so a oneDNN 3.x or a GPU
+// backend changes the shim, not the models.
+//
+// Conventions: activations are float32, channels-last (NHWC; sequences are [B, T, C]). "bf16"
+// compute means matmul/conv inputs rounded to bfloat16 with float32 accumulation and float32
+// outputs. Functions that can fail return 0 on success and write a message into err.
 #pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { DD_F32 = 0, DD_BF16 = 1 } dd_dtype;
+
+typedef enum {
+    DD_ACT_NONE = 0,
+    DD_ACT_SILU = 1,
+    DD_ACT_GELU_ERF = 2,
+    DD_ACT_GELU_TANH = 3,
+    DD_ACT_QUICK_GELU = 4,
+} dd_activation;
+
+// ---- runtime -----------------------------------------------------------------------------------
+/// Threads used by every kernel and by oneDNN (one shared OpenMP pool). 0 = all cores.
+void dd_set_num_threads(int n);
+int dd_num_threads(void);
+/// Human-readable description of the backend (oneDNN version, ISA, threads).
+const char *dd_backend_info(void);
+
+/// 64-byte aligned buffers from a size-bucketed pool, so the step loop does not page-fault
+/// fresh memory for every activation.
+void *dd_alloc(size_t bytes);
+void dd_free(void *p, size_t bytes);
+/// Returns pooled buffers to the system.
+void dd_pool_trim(void);
+size_t dd_pool_cached_bytes(void);
+
+typedef void (*dd_range_fn)(void *ctx, long begin, long end);
+/// Splits [0, n) into contiguous ranges over the shared thread pool; serial when n < grain.
+void dd_parallel_for(long n, long grain, dd_range_fn fn, void *ctx);
+
+// ---- convolution (oneDNN) ----------------------------------------------------------------------
+typedef struct dd_conv dd_conv;
+/// weight in PyTorch layout [cout, cin, kh, kw] float32; bias may be NULL. The weight is repacked
+/// once into the layout oneDNN wants (bf16 when dtype is DD_BF16); the caller may free its copy.
+dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_h, int pad_w,
+                        dd_dtype dtype, const float *weight, const float *bias, char *err, int errlen);
+void dd_conv_destroy(dd_conv *c);
+/// dst[n, oh, ow, cout] = act(conv(src) + bias) + residual. residual may be NULL or equal to dst.
+int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *dst,
+                    const float *residual, dd_activation act, char *err, int errlen);
+void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow);
+
+// ---- linear / matmul (oneDNN) -----------------------------------------------------------------
+typedef struct dd_linear dd_linear;
+/// weight in PyTorch layout [out, in]; bias may be NULL.
+dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, const float *weight,
+                            const float *bias, char *err, int errlen);
+void dd_linear_destroy(dd_linear *l);
+/// dst[m, out] = act(src[m, in] @ W^T + bias) + residual. src rows may be strided (src_ld >= in);
+/// dst and residual are dense [m, out]. residual may be NULL or equal to dst.
+int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float *dst,
+                      const float *residual, dd_activation act, char *err, int errlen);
+
+// ---- attention ---------------------------------------------------------------------------------
+/// Multi-head scaled-dot-product attention over channels-last rows. For batch b and head h:
+///   out[b, i, h*d:(h+1)*d] = softmax(scale * q_i . k_j) v_j
+/// q/k/v/out rows are strided (ld in floats), head h occupies columns [h*d, (h+1)*d). Scores are
+/// built a tile of queries at a time, so memory stays bounded for 4096-token self-attention.
+int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld,
+                 const float *k, long k_ld, const float *v, long v_ld, float *out, long out_ld,
+                 float scale, dd_dtype dtype, char *err, int errlen);
+/// Forces the query-tile height (0 = automatic, about 16 MB of scores per tile). For tests.
+void dd_set_attention_tile(long rows);
+
+// ---- normalisation -----------------------------------------------------------------------------
+/// GroupNorm over NHWC x[n, hw, c] with `groups` groups, per-channel affine (gamma/beta may be NULL),
+/// optional per-(n, c) bias added to x before normalising (the resnet's time embedding), optional
+/// fused SiLU. y may equal x.
+void dd_group_norm(const float *x, float *y, long n, long hw, long c, long groups, float eps,
+                   const float *gamma, const float *beta, const float *pre_bias, int silu);
+/// LayerNorm over the last dimension of x[rows, c]; gamma/beta may be NULL. y may equal x.
+void dd_layer_norm(const float *x, float *y, long rows, long c, float eps, const float *gamma,
+                   const float *beta);
+/// Row-wise softmax of scale * x over x[rows, c]. y may equal x.
+void dd_softmax(const float *x, float *y, long rows, long c, float scale);
+
+// ---- element-wise ------------------------------------------------------------------------------
+void dd_activation_inplace(float *x, long count, dd_activation act);
+/// y = x + b (b == y allowed). With bias_c > 0, b is a per-channel vector of length bias_c.
+void dd_add(const float *x, const float *b, float *y, long count, long bias_c);
+/// GEGLU: x[rows, 2f] -> y[rows, f] = x[:, :f] * gelu_erf(x[:, f:]).
+void dd_geglu(const float *x, float *y, long rows, long f);
+/// Nearest-neighbour 2x upsampling of NHWC x[n, h, w, c] into y[n, 2h, 2w, c].
+void dd_upsample_nearest2x(const float *x, float *y, long n, long h, long w, long c);
+/// Channel concat of NHWC a[n*hw, ca] and b[n*hw, cb] into y[n*hw, ca + cb].
+void dd_concat_channels(const float *a, long ca, const float *b, long cb, float *y, long rows);
+/// Copies a [n, c, hw] block into [n, hw, c] (NCHW -> NHWC) and back.
+void dd_nchw_to_nhwc(const float *x, float *y, long n, long c, long hw);
+void dd_nhwc_to_nchw(const float *x, float *y, long n, long hw, long c);
+/// Round-to-nearest-even float32 -> bfloat16 bits, and back.
+void dd_f32_to_bf16(const float *x, uint16_t *y, long count);
+void dd_bf16_to_f32(const uint16_t *x, float *y, long count);
+
+#ifdef __cplusplus
+}
+#endif

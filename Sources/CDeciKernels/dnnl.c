@@ -1,0 +1,580 @@
+// oneDNN 2.x behind the shim's ABI: convolution, linear (matmul) and the two batched matmuls of
+// attention. Primitives are built once per shape and cached; weights are repacked once into the
+// layout the chosen implementation wants (and re-derived from that packed copy if a later shape
+// wants another layout), so the caller's float32 copy can be dropped right after load.
+#include "ddkernels.h"
+#include "internal.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static dnnl_engine_t g_engine;
+static dnnl_stream_t g_stream;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static dnnl_status_t g_init_status = dnnl_success;
+static pthread_mutex_t g_exec_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void init_engine(void) {
+    g_init_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+    if (g_init_status == dnnl_success) g_init_status = dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags);
+}
+
+#define FAIL(...)                                        \
+    do {                                                 \
+        if (err && errlen > 0) snprintf(err, errlen, __VA_ARGS__); \
+        goto fail;                                       \
+    } while (0)
+#define TRY(call, what)                                                         \
+    do {                                                                        \
+        dnnl_status_t st_ = (call);                                             \
+        if (st_ != dnnl_success) FAIL("oneDNN %s failed (status %d)", what, (int)st_); \
+    } while (0)
+
+static int ensure_engine(char *err, int errlen) {
+    pthread_once(&g_once, init_engine);
+    if (g_init_status != dnnl_success) {
+        if (err && errlen > 0) snprintf(err, errlen, "oneDNN CPU engine unavailable (status %d)", (int)g_init_status);
+        return -1;
+    }
+    dd_num_threads();
+    return 0;
+}
+
+const char *dd_backend_info(void) {
+    static char buf[256];
+    const dnnl_version_t *v = dnnl_version();
+    const char *isa = "baseline";
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bf16")) isa = "avx512_core_bf16";
+    else if (__builtin_cpu_supports("avx512f")) isa = "avx512";
+    else if (__builtin_cpu_supports("avx2")) isa = "avx2";
+#endif
+    snprintf(buf, sizeof buf, "oneDNN %d.%d.%d, %s, %d threads", v->major, v->minor, v->patch, isa, dd_num_threads());
+    return buf;
+}
+
+static dnnl_data_type_t dt_of(dd_dtype d) { return d == DD_BF16 ? dnnl_bf16 : dnnl_f32; }
+
+static int set_post_ops(dnnl_primitive_attr_t attr, dd_activation act, int residual) {
+    dnnl_post_ops_t po;
+    if (dnnl_post_ops_create(&po) != dnnl_success) return -1;
+    int rc = 0;
+    switch (act) {
+    case DD_ACT_NONE: break;
+    case DD_ACT_SILU: rc |= dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.0f, 0.0f); break;
+    case DD_ACT_GELU_ERF: rc |= dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f); break;
+    case DD_ACT_GELU_TANH: rc |= dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_tanh, 0.0f, 0.0f); break;
+    case DD_ACT_QUICK_GELU: rc |= dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.702f, 0.0f); break;
+    }
+    if (residual) rc |= dnnl_post_ops_append_sum(po, 1.0f);
+    rc |= dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    return rc;
+}
+
+static dnnl_status_t reorder(const dnnl_memory_desc_t *src_md, void *src, const dnnl_memory_desc_t *dst_md, void *dst) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, src_md, g_engine, dst_md, g_engine, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_create(&prim, pd);
+    if (st == dnnl_success) st = dnnl_memory_create(&ms, src_md, g_engine, src);
+    if (st == dnnl_success) st = dnnl_memory_create(&md, dst_md, g_engine, dst);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        pthread_mutex_lock(&g_exec_lock);
+        st = dnnl_primitive_execute(prim, g_stream, 2, args);
+        if (st == dnnl_success) st = dnnl_stream_wait(g_stream);
+        pthread_mutex_unlock(&g_exec_lock);
+    }
+    if (ms) dnnl_memory_destroy(ms);
+    if (md) dnnl_memory_destroy(md);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static dnnl_status_t execute(dnnl_primitive_t prim, int nargs, const int *arg_ids, const dnnl_memory_desc_t *const *mds, void *const *ptrs) {
+    dnnl_memory_t mem[8] = {0};
+    dnnl_exec_arg_t args[8];
+    dnnl_status_t st = dnnl_success;
+    for (int i = 0; i < nargs && st == dnnl_success; i++) {
+        st = dnnl_memory_create(&mem[i], mds[i], g_engine, ptrs[i]);
+        args[i].arg = arg_ids[i];
+        args[i].memory = mem[i];
+    }
+    if (st == dnnl_success) {
+        pthread_mutex_lock(&g_exec_lock);
+        st = dnnl_primitive_execute(prim, g_stream, nargs, args);
+        if (st == dnnl_success) st = dnnl_stream_wait(g_stream);
+        pthread_mutex_unlock(&g_exec_lock);
+    }
+    for (int i = 0; i < nargs; i++)
+        if (mem[i]) dnnl_memory_destroy(mem[i]);
+    return st;
+}
+
+// ---- packed weights shared by conv and linear ---------------------------------------------------
+typedef struct {
+    dnnl_memory_desc_t md;
+    void *data;
+} packed;
+
+typedef struct {
+    long key[4];
+    dnnl_primitive_t prim;
+    int w;  // index into the layer's packed weights
+    dnnl_memory_desc_t src_md, dst_md;
+} variant;
+
+typedef struct {
+    packed w[4];
+    int nw;
+    variant *v;
+    int nv, cap;
+    float *bias;
+    dnnl_memory_desc_t bias_md;
+    pthread_mutex_t lock;
+} layer;
+
+// Returns the index of packed weights matching `want`, deriving them from the first copy if new.
+static int weights_for(layer *L, const dnnl_memory_desc_t *want) {
+    for (int i = 0; i < L->nw; i++)
+        if (dnnl_memory_desc_equal(&L->w[i].md, want)) return i;
+    if (L->nw == 4) return -1;
+    size_t bytes = dnnl_memory_desc_get_size(want);
+    void *data = NULL;
+    if (posix_memalign(&data, 64, bytes ? bytes : 64) != 0) return -1;
+    if (reorder(&L->w[0].md, L->w[0].data, want, data) != dnnl_success) {
+        free(data);
+        return -1;
+    }
+    L->w[L->nw] = (packed){*want, data};
+    return L->nw++;
+}
+
+static variant *find_variant(layer *L, const long key[4]) {
+    for (int i = 0; i < L->nv; i++)
+        if (memcmp(L->v[i].key, key, sizeof(long) * 4) == 0) return &L->v[i];
+    return NULL;
+}
+
+static variant *add_variant(layer *L, const long key[4], dnnl_primitive_desc_t pd) {
+    if (L->nv == L->cap) {
+        int cap = L->cap ? L->cap * 2 : 4;
+        variant *nv = realloc(L->v, cap * sizeof(variant));
+        if (!nv) return NULL;
+        L->v = nv;
+        L->cap = cap;
+    }
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    int wi = weights_for(L, wmd);
+    if (wi < 0) return NULL;
+    variant *v = &L->v[L->nv];
+    memcpy(v->key, key, sizeof(long) * 4);
+    if (dnnl_primitive_create(&v->prim, pd) != dnnl_success) return NULL;
+    v->w = wi;
+    v->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    v->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    L->nv++;
+    return v;
+}
+
+static void layer_free(layer *L) {
+    for (int i = 0; i < L->nw; i++) free(L->w[i].data);
+    for (int i = 0; i < L->nv; i++) dnnl_primitive_destroy(L->v[i].prim);
+    free(L->v);
+    free(L->bias);
+    pthread_mutex_destroy(&L->lock);
+}
+
+static int init_layer(layer *L, const dnnl_memory_desc_t *user_md, const float *weight, const dnnl_memory_desc_t *want,
+                      const float *bias, long nbias) {
+    pthread_mutex_init(&L->lock, NULL);
+    size_t bytes = dnnl_memory_desc_get_size(want);
+    void *data = NULL;
+    if (posix_memalign(&data, 64, bytes ? bytes : 64) != 0) return -1;
+    if (reorder(user_md, (void *)weight, want, data) != dnnl_success) {
+        free(data);
+        return -1;
+    }
+    L->w[0] = (packed){*want, data};
+    L->nw = 1;
+    if (bias) {
+        L->bias = malloc(nbias * sizeof(float));
+        if (!L->bias) return -1;
+        memcpy(L->bias, bias, nbias * sizeof(float));
+        dnnl_dims_t bd = {nbias};
+        dnnl_memory_desc_init_by_tag(&L->bias_md, 1, bd, dnnl_f32, dnnl_a);
+    }
+    return 0;
+}
+
+// Converts f32 activations to a dense bf16 scratch copy when the layer computes in bf16.
+static void *maybe_bf16(dd_dtype dt, const float *src, long ld, long rows, long cols, size_t *bytes) {
+    if (dt != DD_BF16) return NULL;
+    *bytes = (size_t)rows * cols * 2;
+    uint16_t *s = dd_alloc(*bytes);
+    if (s) dd_convert_rows_bf16(src, ld, s, cols, rows, cols);
+    return s;
+}
+
+// ---- convolution --------------------------------------------------------------------------------
+struct dd_conv {
+    int cin, cout, kh, kw, stride, ph, pw;
+    dd_dtype dt;
+    layer L;
+};
+
+void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow) {
+    *oh = (h + 2 * c->ph - c->kh) / c->stride + 1;
+    *ow = (w + 2 * c->pw - c->kw) / c->stride + 1;
+}
+
+static dnnl_status_t conv_pd(const dd_conv *c, int n, int h, int w, dd_activation act, int residual,
+                             const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t *pd) {
+    int oh, ow;
+    dd_conv_output_size(c, h, w, &oh, &ow);
+    dnnl_memory_desc_t src, wei, dst, bias;
+    dnnl_dims_t sd = {n, c->cin, h, w}, wd = {c->cout, c->cin, c->kh, c->kw}, dd = {n, c->cout, oh, ow}, bd = {c->cout};
+    dnnl_memory_desc_init_by_tag(&src, 4, sd, dt_of(c->dt), dnnl_nhwc);
+    if (wmd) wei = *wmd;
+    else dnnl_memory_desc_init_by_tag(&wei, 4, wd, dt_of(c->dt), dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_a);
+    dnnl_dims_t strides = {c->stride, c->stride}, pad = {c->ph, c->pw};
+    dnnl_dims_t pad_r;
+    pad_r[0] = (oh - 1) * c->stride + c->kh - h - c->ph;
+    pad_r[1] = (ow - 1) * c->stride + c->kw - w - c->pw;
+    dnnl_convolution_desc_t cd;
+    dnnl_status_t st = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei,
+                                                          c->L.bias ? &bias : NULL, &dst, strides, pad, pad_r);
+    if (st != dnnl_success) return st;
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_attr_create(&attr);
+    if (set_post_ops(attr, act, residual) != 0) {
+        dnnl_primitive_attr_destroy(attr);
+        return dnnl_invalid_arguments;
+    }
+    st = dnnl_primitive_desc_create(pd, &cd, attr, g_engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_h, int pad_w, dd_dtype dtype,
+                        const float *weight, const float *bias, char *err, int errlen) {
+    dd_conv *c = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if (ensure_engine(err, errlen)) return NULL;
+    if (cin <= 0 || cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || pad_h < 0 || pad_w < 0)
+        FAIL("invalid convolution geometry cin=%d cout=%d k=%dx%d stride=%d pad=%d,%d", cin, cout, kh, kw, stride, pad_h, pad_w);
+    c = calloc(1, sizeof *c);
+    if (!c) FAIL("out of memory");
+    *c = (dd_conv){cin, cout, kh, kw, stride, pad_h, pad_w, dtype, {{{{0}}}}};
+    if (bias) c->L.bias = (float *)1;  // marks "has bias" for conv_pd until init_layer copies it
+    // A nominal shape picks the packed layout; other shapes reuse it or repack from it.
+    int nominal = 32 * stride;
+    TRY(conv_pd(c, 2, nominal, nominal, DD_ACT_NONE, 0, NULL, &pd), "convolution setup");
+    c->L.bias = NULL;
+    dnnl_memory_desc_t user;
+    dnnl_dims_t wd = {cout, cin, kh, kw};
+    dnnl_memory_desc_init_by_tag(&user, 4, wd, dnnl_f32, dnnl_oihw);
+    if (init_layer(&c->L, &user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, cout))
+        FAIL("packing convolution weights failed");
+    dnnl_primitive_desc_destroy(pd);
+    return c;
+fail:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (c) {
+        if (c->L.bias == (float *)1) c->L.bias = NULL;
+        free(c);
+    }
+    return NULL;
+}
+
+void dd_conv_destroy(dd_conv *c) {
+    if (!c) return;
+    layer_free(&c->L);
+    free(c);
+}
+
+int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *dst, const float *residual,
+                    dd_activation act, char *err, int errlen) {
+    void *scratch = NULL;
+    size_t scratch_bytes = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    int oh, ow;
+    dd_conv_output_size(c, h, w, &oh, &ow);
+    if (oh <= 0 || ow <= 0) FAIL("convolution input %dx%d too small for kernel %dx%d", h, w, c->kh, c->kw);
+    long key[4] = {n, h, w, (long)act * 2 + (residual != NULL)};
+    pthread_mutex_lock(&c->L.lock);
+    variant *v = find_variant(&c->L, key);
+    if (!v) {
+        dnnl_status_t st = conv_pd(c, n, h, w, act, residual != NULL, NULL, &pd);
+        if (st == dnnl_success) v = add_variant(&c->L, key, pd);
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    pthread_mutex_unlock(&c->L.lock);
+    if (!v) FAIL("oneDNN convolution %dx%d %d->%d on %dx%dx%d: no implementation", c->kh, c->kw, c->cin, c->cout, n, h, w);
+    if (residual && residual != dst) memcpy(dst, residual, (size_t)n * oh * ow * c->cout * sizeof(float));
+    scratch = maybe_bf16(c->dt, src, c->cin, (long)n * h * w, c->cin, &scratch_bytes);
+    if (c->dt == DD_BF16 && !scratch) FAIL("out of memory");
+    {
+        int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+        const dnnl_memory_desc_t *mds[4] = {&v->src_md, &c->L.w[v->w].md, &v->dst_md, &c->L.bias_md};
+        void *ptrs[4] = {scratch ? scratch : (void *)src, c->L.w[v->w].data, dst, c->L.bias};
+        TRY(execute(v->prim, c->L.bias ? 4 : 3, ids, mds, ptrs), "convolution");
+    }
+    dd_free(scratch, scratch_bytes);
+    return 0;
+fail:
+    dd_free(scratch, scratch_bytes);
+    return -1;
+}
+
+// ---- linear -------------------------------------------------------------------------------------
+struct dd_linear {
+    int in, out;
+    dd_dtype dt;
+    layer L;
+};
+
+static dnnl_status_t linear_pd(const dd_linear *l, long m, long ld, dd_activation act, int residual, int has_bias,
+                               dnnl_primitive_desc_t *pd) {
+    dnnl_memory_desc_t src, wei, dst, bias;
+    dnnl_dims_t sd = {m, l->in}, ss = {ld, 1}, wd = {l->in, l->out}, dd = {m, l->out}, bd = {1, l->out};
+    dnnl_memory_desc_init_by_strides(&src, 2, sd, dt_of(l->dt), ss);
+    dnnl_memory_desc_init_by_tag(&wei, 2, wd, dt_of(l->dt), dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&bias, 2, bd, dnnl_f32, dnnl_ab);
+    dnnl_matmul_desc_t md;
+    dnnl_status_t st = dnnl_matmul_desc_init(&md, &src, &wei, has_bias ? &bias : NULL, &dst);
+    if (st != dnnl_success) return st;
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_attr_create(&attr);
+    if (set_post_ops(attr, act, residual) != 0) {
+        dnnl_primitive_attr_destroy(attr);
+        return dnnl_invalid_arguments;
+    }
+    st = dnnl_primitive_desc_create(pd, &md, attr, g_engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, const float *weight, const float *bias,
+                            char *err, int errlen) {
+    dd_linear *l = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if (ensure_engine(err, errlen)) return NULL;
+    if (in_features <= 0 || out_features <= 0) FAIL("invalid linear shape %d -> %d", in_features, out_features);
+    l = calloc(1, sizeof *l);
+    if (!l) FAIL("out of memory");
+    l->in = in_features;
+    l->out = out_features;
+    l->dt = dtype;
+    TRY(linear_pd(l, 256, in_features, DD_ACT_NONE, 0, bias != NULL, &pd), "linear setup");
+    dnnl_memory_desc_t user;
+    dnnl_dims_t wd = {in_features, out_features}, ws = {1, in_features};
+    dnnl_memory_desc_init_by_strides(&user, 2, wd, dnnl_f32, ws);
+    if (init_layer(&l->L, &user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, out_features))
+        FAIL("packing linear weights failed");
+    if (bias) {  // matmul wants a 2-D bias
+        dnnl_dims_t bd = {1, out_features};
+        dnnl_memory_desc_init_by_tag(&l->L.bias_md, 2, bd, dnnl_f32, dnnl_ab);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return l;
+fail:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    free(l);
+    return NULL;
+}
+
+void dd_linear_destroy(dd_linear *l) {
+    if (!l) return;
+    layer_free(&l->L);
+    free(l);
+}
+
+int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float *dst, const float *residual,
+                      dd_activation act, char *err, int errlen) {
+    void *scratch = NULL;
+    size_t scratch_bytes = 0;
+    dnnl_primitive_desc_t pd = NULL;
+    if (m <= 0) return 0;
+    long ld = l->dt == DD_BF16 ? l->in : src_ld;  // bf16 input is repacked densely
+    long key[4] = {m, ld, (long)act * 2 + (residual != NULL), 0};
+    pthread_mutex_lock(&l->L.lock);
+    variant *v = find_variant(&l->L, key);
+    if (!v) {
+        dnnl_status_t st = linear_pd(l, m, ld, act, residual != NULL, l->L.bias != NULL, &pd);
+        if (st == dnnl_success) v = add_variant(&l->L, key, pd);
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    pthread_mutex_unlock(&l->L.lock);
+    if (!v) FAIL("oneDNN matmul [%ld, %d] x [%d, %d]: no implementation", m, l->in, l->in, l->out);
+    if (residual && residual != dst) memcpy(dst, residual, (size_t)m * l->out * sizeof(float));
+    scratch = maybe_bf16(l->dt, src, src_ld, m, l->in, &scratch_bytes);
+    if (l->dt == DD_BF16 && !scratch) FAIL("out of memory");
+    {
+        int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+        const dnnl_memory_desc_t *mds[4] = {&v->src_md, &l->L.w[v->w].md, &v->dst_md, &l->L.bias_md};
+        void *ptrs[4] = {scratch ? scratch : (void *)src, l->L.w[v->w].data, dst, l->L.bias};
+        TRY(execute(v->prim, l->L.bias ? 4 : 3, ids, mds, ptrs), "matmul");
+    }
+    dd_free(scratch, scratch_bytes);
+    return 0;
+fail:
+    dd_free(scratch, scratch_bytes);
+    return -1;
+}
+
+// ---- attention ----------------------------------------------------------------------------------
+// Per query tile: S[h] = Q[h] K[h]^T (one batched matmul over heads, reading the channels-last
+// rows through strides), row softmax with the scale folded in, O[h] = P[h] V[h] written straight
+// into the output rows. In bf16 mode Q/K/V are rounded once up front and P is written as bf16.
+
+typedef struct {
+    long key[10];
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t a, b, c;
+} bmm;
+
+static bmm *g_bmm;
+static int g_nbmm, g_capbmm;
+static pthread_mutex_t g_bmm_lock = PTHREAD_MUTEX_INITIALIZER;
+
+// C[bt, m, n] = A[bt, m, k] B[bt, k, n] with explicit strides (elements) for each operand.
+static bmm *get_bmm(dnnl_data_type_t dt, long bt, long m, long n, long k, const long as[3], const long bs[3], const long cs[3]) {
+    long key[10] = {dt, bt, m, n, k, as[0], as[1], bs[0], bs[2], cs[1]};
+    pthread_mutex_lock(&g_bmm_lock);
+    for (int i = 0; i < g_nbmm; i++)
+        if (memcmp(g_bmm[i].key, key, sizeof key) == 0) {
+            bmm *r = &g_bmm[i];
+            pthread_mutex_unlock(&g_bmm_lock);
+            return r;
+        }
+    bmm *r = NULL;
+    dnnl_memory_desc_t a, b, c;
+    dnnl_dims_t ad = {bt, m, k}, bd = {bt, k, n}, cd = {bt, m, n};
+    dnnl_dims_t ast = {as[0], as[1], as[2]}, bst = {bs[0], bs[1], bs[2]}, cst = {cs[0], cs[1], cs[2]};
+    dnnl_memory_desc_init_by_strides(&a, 3, ad, dt, ast);
+    dnnl_memory_desc_init_by_strides(&b, 3, bd, dt, bst);
+    dnnl_memory_desc_init_by_strides(&c, 3, cd, dnnl_f32, cst);
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    if (dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) == dnnl_success &&
+        dnnl_primitive_desc_create(&pd, &md, NULL, g_engine, NULL) == dnnl_success &&
+        dnnl_primitive_create(&prim, pd) == dnnl_success) {
+        if (g_nbmm == g_capbmm) {
+            int cap = g_capbmm ? g_capbmm * 2 : 16;
+            bmm *nb = realloc(g_bmm, cap * sizeof(bmm));
+            if (nb) {
+                g_bmm = nb;
+                g_capbmm = cap;
+            }
+        }
+        if (g_nbmm < g_capbmm) {
+            r = &g_bmm[g_nbmm++];
+            memcpy(r->key, key, sizeof key);
+            r->prim = prim;
+            r->a = a;
+            r->b = b;
+            r->c = c;
+            prim = NULL;
+        }
+    }
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    pthread_mutex_unlock(&g_bmm_lock);
+    return r;
+}
+
+static dnnl_status_t run_bmm(bmm *b, const void *a, const void *bp, void *c) {
+    int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+    const dnnl_memory_desc_t *mds[3] = {&b->a, &b->b, &b->c};
+    void *ptrs[3] = {(void *)a, (void *)bp, c};
+    return execute(b->prim, 3, ids, mds, ptrs);
+}
+
+static long g_attention_tile = 0;
+void dd_set_attention_tile(long rows) { g_attention_tile = rows > 0 ? rows : 0; }
+
+int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld, const float *k,
+                 long k_ld, const float *v, long v_ld, float *out, long out_ld, float scale, dd_dtype dtype, char *err,
+                 int errlen) {
+    if (ensure_engine(err, errlen)) return -1;
+    long d = head_dim, hd = heads, C = hd * d;
+    int bf = dtype == DD_BF16;
+    size_t es = bf ? 2 : 4;
+    uint16_t *qb = NULL, *kb = NULL, *vb = NULL;
+    float *S = NULL;
+    void *P = NULL;
+    size_t qbytes = 0, kbytes = 0, sbytes = 0, pbytes = 0;
+    const void *Q = q, *K = k, *V = v;
+    long qld = q_ld, kld = k_ld, vld = v_ld;
+    if (bf) {  // dense bf16 copies of all rows: [batch * n, C]
+        qbytes = (size_t)batch * nq * C * 2;
+        kbytes = (size_t)batch * nk * C * 2;
+        qb = dd_alloc(qbytes);
+        kb = dd_alloc(kbytes);
+        vb = dd_alloc(kbytes);
+        if (!qb || !kb || !vb) FAIL("out of memory");
+        dd_convert_rows_bf16(q, q_ld, qb, C, (long)batch * nq, C);
+        dd_convert_rows_bf16(k, k_ld, kb, C, (long)batch * nk, C);
+        dd_convert_rows_bf16(v, v_ld, vb, C, (long)batch * nk, C);
+        Q = qb; K = kb; V = vb;
+        qld = kld = vld = C;
+    }
+    // Tile so one tile's scores for all heads stay around 16 MB.
+    long tq = (16L << 20) / (hd * nk * 4);
+    tq = tq < 16 ? 16 : (tq / 16) * 16;
+    if (g_attention_tile > 0) tq = g_attention_tile;
+    if (tq > nq) tq = nq;
+    sbytes = (size_t)hd * tq * nk * 4;
+    S = dd_alloc(sbytes);
+    if (bf) {
+        pbytes = (size_t)hd * tq * nk * 2;
+        P = dd_alloc(pbytes);
+    }
+    if (!S || (bf && !P)) FAIL("out of memory");
+    dnnl_data_type_t dt = bf ? dnnl_bf16 : dnnl_f32;
+    for (int b = 0; b < batch; b++) {
+        const char *Kb = (const char *)K + (size_t)b * nk * kld * es;
+        const char *Vb = (const char *)V + (size_t)b * nk * vld * es;
+        for (long i0 = 0; i0 < nq; i0 += tq) {
+            long m = nq - i0 < tq ? nq - i0 : tq;
+            const char *Qt = (const char *)Q + ((size_t)b * nq + i0) * qld * es;
+            long as[3] = {d, qld, 1}, bs[3] = {d, 1, kld}, cs[3] = {m * nk, nk, 1};
+            bmm *mm1 = get_bmm(dt, hd, m, nk, d, as, bs, cs);
+            if (!mm1) FAIL("oneDNN attention scores matmul %ldx%ldx%ld unavailable", m, nk, d);
+            TRY(run_bmm(mm1, Qt, Kb, S), "attention scores");
+            void *probs = bf ? P : (void *)S;
+            dd_softmax_rows(S, nk, probs, nk, bf, hd * m, nk, scale);
+            long ps[3] = {m * nk, nk, 1}, vs[3] = {d, vld, 1}, os[3] = {d, out_ld, 1};
+            bmm *mm2 = get_bmm(dt, hd, m, d, nk, ps, vs, os);
+            if (!mm2) FAIL("oneDNN attention output matmul %ldx%ldx%ld unavailable", m, d, nk);
+            float *Ot = out + ((size_t)b * nq + i0) * out_ld;
+            TRY(run_bmm(mm2, probs, Vb, Ot), "attention output");
+        }
+    }
+    dd_free(S, sbytes);
+    dd_free(P, pbytes);
+    dd_free(qb, qbytes);
+    dd_free(kb, kbytes);
+    dd_free(vb, kbytes);
+    return 0;
+fail:
+    dd_free(S, sbytes);
+    dd_free(P, pbytes);
+    dd_free(qb, qbytes);
+    dd_free(kb, kbytes);
+    dd_free(vb, kbytes);
+    return -1;
+}

@@ -1,0 +1,14 @@
+// Shared between the shim's C files; not part of the ABI.
+#pragma once
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__linux__)
+#define DD_HAVE_GOMP 1
+#else
+#define DD_HAVE_GOMP 0
+#endif
+
+// Internal: row-wise softmax writing bf16 (for attention probabilities fed to a bf16 matmul).
+void dd_softmax_rows(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale);
+void dd_convert_rows_bf16(const float *x, long ldx, uint16_t *y, long ldy, long rows, long c);

@@ -1,0 +1,57 @@
+import CDeciKernels
+
+/// Arithmetic used by matrix multiplications and convolutions. Norms, softmax and residual adds
+/// always run in float32.
+public enum Precision: String, Sendable, CaseIterable, Codable {
+    /// float32 everywhere.
+    case f32
+    /// bfloat16 matmul/conv inputs and weights, float32 accumulation and outputs.
+    case bf16
+
+    var kernelType: dd_dtype { self == .bf16 ? DD_BF16 : DD_F32 }
+}
+
+/// Process-wide settings of the CPU backend.
+public enum Backend {
+    /// Threads used by all kernels (one shared pool). Set before heavy work; 0 = all cores.
+    public static var threads: Int {
+        get { Int(dd_num_threads()) }
+        set { dd_set_num_threads(Int32(newValue)) }
+    }
+
+    /// oneDNN version, instruction set and thread count.
+    public static var info: String { String(cString: dd_backend_info()) }
+
+    /// Returns cached activation buffers to the system (e.g. between pipeline stages).
+    public static func trimMemory() { dd_pool_trim() }
+
+    public static var cachedBytes: Int { dd_pool_cached_bytes() }
+}
+
+/// Fused activation applied by a layer's kernel.
+public enum Activation: Sendable {
+    case none, silu, geluErf, geluTanh, quickGelu
+
+    var kernel: dd_activation {
+        switch self {
+        case .none: DD_ACT_NONE
+        case .silu: DD_ACT_SILU
+        case .geluErf: DD_ACT_GELU_ERF
+        case .geluTanh: DD_ACT_GELU_TANH
+        case .quickGelu: DD_ACT_QUICK_GELU
+        }
+    }
+}
+
+/// A failure building a kernel (bad geometry, no oneDNN implementation, out of memory).
+public struct KernelError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+func withErrorBuffer<T>(_ body: (UnsafeMutablePointer<CChar>, Int32) -> T) -> (T, String) {
+    var buf = [CChar](repeating: 0, count: 512)
+    let r = buf.withUnsafeMutableBufferPointer { body($0.baseAddress!, Int32($0.count)) }
+    let msg = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    return (r, msg)
+}

@@ -1,0 +1,179 @@
+import CDeciKernels
+
+/// 2-D convolution over NHWC activations (oneDNN). Weights arrive in PyTorch's `[out, in, kh, kw]`
+/// order and are packed once for the chosen precision.
+public final class Conv2d: @unchecked Sendable {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernelSize: (Int, Int)
+    public let stride: Int
+    public let padding: (Int, Int)
+    public let precision: Precision
+    private let handle: OpaquePointer
+
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, precision: Precision) throws(KernelError) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = (kernelSize, kernelSize)
+        self.stride = stride
+        self.padding = (padding, padding)
+        self.precision = precision
+        let (h, msg) = withErrorBuffer { err, len in
+            dd_conv_create(Int32(inChannels), Int32(outChannels), Int32(kernelSize), Int32(kernelSize), Int32(stride),
+                           Int32(padding), Int32(padding), precision.kernelType, weight, bias, err, len)
+        }
+        guard let h else { throw KernelError(msg) }
+        handle = h
+    }
+
+    /// Weights as arrays (tests, small models).
+    public convenience init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                            weight: [Float], bias: [Float]?, precision: Precision) throws(KernelError) {
+        guard weight.count == outChannels * inChannels * kernelSize * kernelSize else {
+            throw KernelError("conv weight has \(weight.count) values, want \(outChannels)x\(inChannels)x\(kernelSize)x\(kernelSize)")
+        }
+        if let bias, bias.count != outChannels { throw KernelError("conv bias has \(bias.count) values, want \(outChannels)") }
+        let biasCopy = bias ?? []
+        try self.init(inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride, padding: padding,
+                      weight: weight.withUnsafeBufferPointer { $0.baseAddress! },
+                      bias: bias == nil ? nil : biasCopy.withUnsafeBufferPointer { $0.baseAddress! }, precision: precision)
+        withExtendedLifetime((weight, biasCopy)) {}
+    }
+
+    deinit { dd_conv_destroy(handle) }
+
+    public func outputSize(height: Int, width: Int) -> (Int, Int) {
+        ((height + 2 * padding.0 - kernelSize.0) / stride + 1, (width + 2 * padding.1 - kernelSize.1) / stride + 1)
+    }
+
+    /// `act(conv(x) + bias) + residual` for x `[n, h, w, inChannels]`.
+    public func callAsFunction(_ x: Tensor, activation: Activation = .none, residual: Tensor? = nil) -> Tensor {
+        precondition(x.rank == 4 && x.shape[3] == inChannels, "Conv2d(\(inChannels)->\(outChannels)) got input \(x.shape)")
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let (oh, ow) = outputSize(height: h, width: w)
+        let out = Tensor(shape: [n, oh, ow, outChannels])
+        if let residual { precondition(residual.shape == out.shape, "residual \(residual.shape) != conv output \(out.shape)") }
+        let (rc, msg) = withErrorBuffer { err, len in
+            dd_conv_forward(handle, Int32(n), Int32(h), Int32(w), x.pointer, out.pointer, residual?.pointer,
+                            activation.kernel, err, len)
+        }
+        precondition(rc == 0, msg)
+        return out
+    }
+}
+
+/// `y = x W^T + b` over the last axis (oneDNN matmul), weights in PyTorch's `[out, in]` order.
+public final class Linear: @unchecked Sendable {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    public let precision: Precision
+    private let handle: OpaquePointer
+
+    public init(inFeatures: Int, outFeatures: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                precision: Precision) throws(KernelError) {
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.precision = precision
+        let (h, msg) = withErrorBuffer { err, len in
+            dd_linear_create(Int32(inFeatures), Int32(outFeatures), precision.kernelType, weight, bias, err, len)
+        }
+        guard let h else { throw KernelError(msg) }
+        handle = h
+    }
+
+    /// Weights as arrays (tests, small models).
+    public convenience init(inFeatures: Int, outFeatures: Int, weight: [Float], bias: [Float]?, precision: Precision) throws(KernelError) {
+        guard weight.count == inFeatures * outFeatures else {
+            throw KernelError("linear weight has \(weight.count) values, want \(outFeatures)x\(inFeatures)")
+        }
+        if let bias, bias.count != outFeatures { throw KernelError("linear bias has \(bias.count) values, want \(outFeatures)") }
+        let biasCopy = bias ?? []
+        try self.init(inFeatures: inFeatures, outFeatures: outFeatures, weight: weight.withUnsafeBufferPointer { $0.baseAddress! },
+                      bias: bias == nil ? nil : biasCopy.withUnsafeBufferPointer { $0.baseAddress! }, precision: precision)
+        withExtendedLifetime((weight, biasCopy)) {}
+    }
+
+    deinit { dd_linear_destroy(handle) }
+
+    /// Applies to every row of `x` (any leading shape, last axis `inFeatures`).
+    public func callAsFunction(_ x: Tensor, activation: Activation = .none, residual: Tensor? = nil) -> Tensor {
+        precondition(x.channels == inFeatures, "Linear(\(inFeatures)->\(outFeatures)) got input \(x.shape)")
+        return self(x.matrix, shape: Array(x.shape.dropLast()) + [outFeatures], activation: activation, residual: residual)
+    }
+
+    /// Applies to a strided matrix view; the result has `shape` (its element count rows x outFeatures).
+    public func callAsFunction(_ x: MatrixView, shape: [Int], activation: Activation = .none, residual: Tensor? = nil) -> Tensor {
+        precondition(x.cols == inFeatures, "Linear(\(inFeatures)->\(outFeatures)) got \(x.cols) columns")
+        let out = Tensor(shape: shape)
+        precondition(out.count == x.rows * outFeatures, "output shape \(shape) does not hold \(x.rows)x\(outFeatures)")
+        if let residual { precondition(residual.count == out.count, "residual \(residual.shape) != linear output \(shape)") }
+        let (rc, msg) = withErrorBuffer { err, len in
+            dd_linear_forward(handle, x.rows, x.pointer, x.ld, out.pointer, residual?.pointer, activation.kernel, err, len)
+        }
+        precondition(rc == 0, msg)
+        return out
+    }
+}
+
+/// GroupNorm over NHWC activations with per-channel affine parameters.
+public struct GroupNorm: Sendable {
+    public let groups: Int
+    public let channels: Int
+    public let eps: Float
+    public let weight: [Float]
+    public let bias: [Float]
+
+    public init(groups: Int, channels: Int, eps: Float, weight: [Float], bias: [Float]) {
+        precondition(groups > 0 && channels % groups == 0, "GroupNorm: \(channels) channels not divisible into \(groups) groups")
+        precondition(weight.count == channels && bias.count == channels, "GroupNorm: affine parameters must have \(channels) values")
+        self.groups = groups
+        self.channels = channels
+        self.eps = eps
+        self.weight = weight
+        self.bias = bias
+    }
+
+    /// Normalises `x` (`[n, ..., channels]`), optionally after adding a per-(n, channel) bias
+    /// `addBias` (`[n, channels]`, the resnet's time embedding) and with SiLU fused.
+    public func callAsFunction(_ x: Tensor, silu: Bool = false, addBias: Tensor? = nil) -> Tensor {
+        precondition(x.channels == channels, "GroupNorm(\(channels)) got \(x.shape)")
+        let n = x.shape[0]
+        if let addBias { precondition(addBias.count == n * channels, "GroupNorm bias \(addBias.shape) != [\(n), \(channels)]") }
+        let out = Tensor(shape: x.shape)
+        weight.withUnsafeBufferPointer { g in
+            bias.withUnsafeBufferPointer { b in
+                dd_group_norm(x.pointer, out.pointer, n, x.count / (n * channels), channels, groups, eps, g.baseAddress,
+                              b.baseAddress, addBias?.pointer, silu ? 1 : 0)
+            }
+        }
+        return out
+    }
+}
+
+/// LayerNorm over the last axis.
+public struct LayerNorm: Sendable {
+    public let channels: Int
+    public let eps: Float
+    public let weight: [Float]
+    public let bias: [Float]
+
+    public init(channels: Int, eps: Float, weight: [Float], bias: [Float]) {
+        precondition(weight.count == channels && bias.count == channels, "LayerNorm: parameters must have \(channels) values")
+        self.channels = channels
+        self.eps = eps
+        self.weight = weight
+        self.bias = bias
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.channels == channels, "LayerNorm(\(channels)) got \(x.shape)")
+        let out = Tensor(shape: x.shape)
+        weight.withUnsafeBufferPointer { g in
+            bias.withUnsafeBufferPointer { b in
+                dd_layer_norm(x.pointer, out.pointer, x.rows, channels, eps, g.baseAddress, b.baseAddress)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,121 @@
+import CDeciKernels
+
+/// Owns one pooled, 64-byte aligned float buffer.
+public final class TensorStorage: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    init(count: Int) {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        guard let raw = dd_alloc(bytes) else { fatalError("out of memory allocating \(bytes) bytes for a tensor") }
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.count = count
+    }
+
+    deinit { dd_free(pointer, max(count, 1) * MemoryLayout<Float>.stride) }
+}
+
+/// A dense float32 tensor. Images are NHWC `[n, h, w, c]`, sequences `[n, t, c]`; the last axis is
+/// contiguous. Operations return new tensors; storage is shared by reshapes, so treat a tensor as
+/// immutable unless an API says it writes in place.
+public struct Tensor: @unchecked Sendable, CustomStringConvertible {
+    public let shape: [Int]
+    public let storage: TensorStorage
+
+    public var count: Int { storage.count }
+    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    public var rank: Int { shape.count }
+    /// Size of the last (contiguous) axis.
+    public var channels: Int { shape.last ?? 1 }
+    /// Number of rows of length `channels`.
+    public var rows: Int { channels == 0 ? 0 : count / channels }
+
+    /// Uninitialised tensor of the given shape.
+    public init(shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
+        self.shape = shape
+        self.storage = TensorStorage(count: shape.reduce(1, *))
+    }
+
+    public init(shape: [Int], data: [Float]) {
+        let n = shape.reduce(1, *)
+        precondition(n == data.count, "shape \(shape) holds \(n) elements, got \(data.count)")
+        self.init(shape: shape)
+        data.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { pointer.update(from: base, count: n) }
+        }
+    }
+
+    public static func zeros(_ shape: [Int]) -> Tensor {
+        let t = Tensor(shape: shape)
+        t.pointer.update(repeating: 0, count: t.count)
+        return t
+    }
+
+    init(shape: [Int], storage: TensorStorage) {
+        self.shape = shape
+        self.storage = storage
+    }
+
+    /// Same data under another shape with the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        return Tensor(shape: newShape, storage: storage)
+    }
+
+    public func toArray() -> [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    public subscript(flat i: Int) -> Float {
+        get { pointer[i] }
+        nonmutating set { pointer[i] = newValue }
+    }
+
+    /// A deep copy.
+    public func copy() -> Tensor {
+        let t = Tensor(shape: shape)
+        t.pointer.update(from: pointer, count: count)
+        return t
+    }
+
+    /// Columns `[start, start + width)` of this tensor viewed as a `[rows, channels]` matrix,
+    /// without copying (e.g. the q, k or v part of a fused projection).
+    public func columns(_ start: Int, _ width: Int) -> MatrixView {
+        precondition(start >= 0 && width >= 0 && start + width <= channels, "columns \(start)..<\(start + width) outside \(channels)")
+        return MatrixView(base: self, offset: start, rows: rows, cols: width, ld: channels)
+    }
+
+    public var matrix: MatrixView { columns(0, channels) }
+
+    public var description: String { "Tensor\(shape)" }
+}
+
+/// A row-major strided matrix inside a tensor's storage: row `r`, column `c` is at
+/// `offset + r * ld + c`. Keeps its tensor alive.
+public struct MatrixView: @unchecked Sendable {
+    public let base: Tensor
+    public let offset: Int
+    public let rows: Int
+    public let cols: Int
+    public let ld: Int
+
+    public var pointer: UnsafeMutablePointer<Float> { base.pointer + offset }
+}
+
+extension Tensor {
+    /// Builds an NHWC tensor from PyTorch-ordered NCHW data.
+    public static func fromNCHW(_ data: [Float], n: Int, c: Int, h: Int, w: Int) -> Tensor {
+        precondition(data.count == n * c * h * w, "NCHW data has \(data.count) elements, want \(n * c * h * w)")
+        let src = Tensor(shape: [n, c, h, w], data: data)
+        let out = Tensor(shape: [n, h, w, c])
+        dd_nchw_to_nhwc(src.pointer, out.pointer, n, c, h * w)
+        return out
+    }
+
+    /// This NHWC tensor's data in PyTorch's NCHW order.
+    public func toNCHW() -> [Float] {
+        precondition(rank == 4, "toNCHW needs a rank-4 NHWC tensor, got \(shape)")
+        let out = Tensor(shape: [shape[0], shape[3], shape[1], shape[2]])
+        dd_nhwc_to_nchw(pointer, out.pointer, shape[0], shape[1] * shape[2], shape[3])
+        return out.toArray()
+    }
+}
