@@ -1,0 +1,143 @@
+/// A read-only view of one tensor inside a memory-mapped safetensors file.
+///
+/// The view keeps its file (and so the mapping) alive. ``rawBytes`` points into the mapping and is
+/// valid only while the view or its ``file`` is alive: keep the view around while using the pointer
+/// (or use ``withRawBytes(_:)``). Copies and conversions never alias the mapping.
+///
+/// Thread safety: immutable; the underlying pages are read-only, so views may be read from any
+/// number of threads at once.
+public struct WeightTensor: @unchecked Sendable, CustomStringConvertible {
+    /// The checkpoint key.
+    public let name: String
+    public let info: TensorInfo
+    /// The file the tensor lives in; holding it keeps the mapping alive.
+    public let file: SafeTensorsFile
+
+    init(name: String, info: TensorInfo, file: SafeTensorsFile) {
+        self.name = name
+        self.info = info
+        self.file = file
+    }
+
+    public var dtype: WeightDType { info.dtype }
+    public var shape: [Int] { info.shape }
+    public var elementCount: Int { info.elementCount }
+    public var byteCount: Int { info.dataOffsets.count }
+
+    /// The stored bytes, inside the mapping (see the type's lifetime note).
+    public var rawBytes: UnsafeRawBufferPointer { file.bytes(of: info) }
+
+    public var description: String { "\(name): \(dtype) \(shape)" }
+
+    /// Calls `body` with the stored bytes while guaranteeing the mapping stays alive.
+    public func withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(file) { try body(file.bytes(of: info)) }
+    }
+
+    /// A copy of the stored bytes.
+    public func bytes() -> [UInt8] { withRawBytes { Array($0) } }
+
+    private func requireFloat(_ target: String) throws(WeightsError) {
+        guard dtype.isConvertibleToFloat else {
+            throw WeightsError(.unsupportedConversion, file: file.path, key: name,
+                               "cannot convert \(dtype) to \(target) (supported: F32, F16, BF16, F64)")
+        }
+    }
+
+    private func requireCount(_ count: Int, _ target: String) throws(WeightsError) {
+        guard count == elementCount else {
+            throw WeightsError(.bufferSize, file: file.path, key: name,
+                               "destination holds \(count) \(target) values but \(dtype) \(shape) has \(elementCount)")
+        }
+    }
+
+    // MARK: f32
+
+    /// The elements as f32 (exact from F32/F16/BF16, nearest from F64).
+    public func floats() throws(WeightsError) -> [Float] {
+        try requireFloat("Float")
+        return [Float](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
+            if let base = buffer.baseAddress {
+                withRawBytes { WeightConversion.convertToFloat($0.baseAddress!, dtype: dtype, into: base, count: elementCount) }
+            }
+            initialized = elementCount
+        }
+    }
+
+    /// Converts the elements to f32 into `destination`, which must have room for ``elementCount``
+    /// values (the caller's aligned buffer, so no intermediate copy is made).
+    public func convertFloats(into destination: UnsafeMutablePointer<Float>) throws(WeightsError) {
+        try requireFloat("Float")
+        guard elementCount > 0 else { return }
+        withRawBytes { WeightConversion.convertToFloat($0.baseAddress!, dtype: dtype, into: destination, count: elementCount) }
+    }
+
+    /// Converts the elements to f32 into `destination`, whose count must equal ``elementCount``.
+    public func convertFloats(into destination: UnsafeMutableBufferPointer<Float>) throws(WeightsError) {
+        try requireCount(destination.count, "Float")
+        guard let base = destination.baseAddress else { return try requireFloat("Float") }
+        try convertFloats(into: base)
+    }
+
+    // MARK: bf16
+
+    /// The elements as bfloat16 bit patterns (copied from BF16, rounded to nearest even from
+    /// F32/F16/F64).
+    public func bfloat16Bits() throws(WeightsError) -> [UInt16] {
+        try requireFloat("BF16")
+        return [UInt16](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
+            if let base = buffer.baseAddress {
+                withRawBytes { WeightConversion.convertToBFloat16($0.baseAddress!, dtype: dtype, into: base, count: elementCount) }
+            }
+            initialized = elementCount
+        }
+    }
+
+    /// Converts the elements to bfloat16 bits into `destination`, which must have room for
+    /// ``elementCount`` values.
+    public func convertBFloat16Bits(into destination: UnsafeMutablePointer<UInt16>) throws(WeightsError) {
+        try requireFloat("BF16")
+        guard elementCount > 0 else { return }
+        withRawBytes { WeightConversion.convertToBFloat16($0.baseAddress!, dtype: dtype, into: destination, count: elementCount) }
+    }
+
+    /// Converts the elements to bfloat16 bits into `destination`, whose count must equal
+    /// ``elementCount``.
+    public func convertBFloat16Bits(into destination: UnsafeMutableBufferPointer<UInt16>) throws(WeightsError) {
+        try requireCount(destination.count, "BF16")
+        guard let base = destination.baseAddress else { return try requireFloat("BF16") }
+        try convertBFloat16Bits(into: base)
+    }
+
+    // MARK: integers
+
+    /// The elements as Int64, for integer buffers such as `position_ids` (BOOL reads as 0/1; U64
+    /// values above Int64.max are an error).
+    public func int64s() throws(WeightsError) -> [Int64] {
+        guard dtype.isInteger else {
+            throw WeightsError(.unsupportedConversion, file: file.path, key: name, "cannot read \(dtype) as integers")
+        }
+        let n = elementCount
+        let values: [Int64] = withRawBytes { raw in
+            (0..<n).map { i -> Int64 in
+                switch dtype {
+                case .BOOL: raw.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0
+                case .U8: Int64(raw.load(fromByteOffset: i, as: UInt8.self))
+                case .I8: Int64(raw.load(fromByteOffset: i, as: Int8.self))
+                case .I16: Int64(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
+                case .U16: Int64(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                case .I32: Int64(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
+                case .U32: Int64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                case .I64: Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
+                case .U64: Int64(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
+                default: 0
+                }
+            }
+        }
+        if dtype == .U64, let bad = values.firstIndex(where: { $0 < 0 }) {
+            throw WeightsError(.unsupportedConversion, file: file.path, key: name,
+                               "U64 element \(bad) exceeds Int64.max")
+        }
+        return values
+    }
+}
