@@ -112,12 +112,12 @@ def attn_case(name, batch, nq, nk, heads, d, fused=False):
     c = heads * d
     q, k, v = torch.randn(batch, nq, c), torch.randn(batch, nk, c), torch.randn(batch, nk, c)
 
-    def run(q, k, v):
-        sh = lambda t: t.view(batch, -1, heads, d).transpose(1, 2)
-        o = F.scaled_dot_product_attention(sh(q), sh(k), sh(v))
-        return o.transpose(1, 2).reshape(batch, nq, c)
-
-    save(name, q=q, k=k, v=v, expected=run(q, k, v), expected_bf16=run(bf(q), bf(k), bf(v)))
+    sh = lambda t: t.view(batch, -1, heads, d).transpose(1, 2)
+    o = F.scaled_dot_product_attention(sh(q), sh(k), sh(v)).transpose(1, 2).reshape(batch, nq, c)
+    # bf16 path: q, k, v and the probabilities are rounded to bf16; products summed in f32.
+    p = torch.softmax(sh(bf(q)) @ sh(bf(k)).transpose(-1, -2) / d ** 0.5, dim=-1)
+    obf = (bf(p) @ sh(bf(v))).transpose(1, 2).reshape(batch, nq, c)
+    save(name, q=q, k=k, v=v, expected=o, expected_bf16=obf)
 
 
 attn_case("attention_self", 2, 200, 200, 4, 16)

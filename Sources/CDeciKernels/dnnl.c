@@ -16,9 +16,41 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static dnnl_status_t g_init_status = dnnl_success;
 static pthread_mutex_t g_exec_lock = PTHREAD_MUTEX_INITIALIZER;
 
+// Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX). Without them the bf16
+// path is emulated: inputs and weights are rounded to bf16 and multiplied in float32, which gives
+// the same numbers a bf16-input / f32-accumulate kernel gives, without its speed.
+static int g_bf16_native = 0;
+
+static int probe_bf16(void) {
+    dnnl_memory_desc_t a, b, c;
+    dnnl_dims_t d = {64, 64};
+    dnnl_memory_desc_init_by_tag(&a, 2, d, dnnl_bf16, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&b, 2, d, dnnl_bf16, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&c, 2, d, dnnl_f32, dnnl_ab);
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) != dnnl_success) return 0;
+    if (dnnl_primitive_desc_create(&pd, &md, NULL, g_engine, NULL) != dnnl_success) return 0;
+    const char *impl = "";
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    int native = strstr(impl, "ref") == NULL;  // a reference kernel would be far slower than emulation
+    dnnl_primitive_desc_destroy(pd);
+    return native;
+}
+
 static void init_engine(void) {
     g_init_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
     if (g_init_status == dnnl_success) g_init_status = dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags);
+    if (g_init_status == dnnl_success) {
+        g_bf16_native = probe_bf16();
+        const char *force = getenv("DECI_BF16");
+        if (force && strcmp(force, "emulate") == 0) g_bf16_native = 0;
+    }
+}
+
+int dd_bf16_native(void) {
+    pthread_once(&g_once, init_engine);
+    return g_bf16_native;
 }
 
 #define FAIL(...)                                        \
@@ -52,11 +84,25 @@ const char *dd_backend_info(void) {
     else if (__builtin_cpu_supports("avx512f")) isa = "avx512";
     else if (__builtin_cpu_supports("avx2")) isa = "avx2";
 #endif
-    snprintf(buf, sizeof buf, "oneDNN %d.%d.%d, %s, %d threads", v->major, v->minor, v->patch, isa, dd_num_threads());
+    snprintf(buf, sizeof buf, "oneDNN %d.%d.%d (%s), kernels %s, bf16 %s, %d threads", v->major, v->minor, v->patch, isa,
+             dd_kernel_isa_name(), dd_bf16_native() ? "native" : "emulated", dd_num_threads());
     return buf;
 }
 
-static dnnl_data_type_t dt_of(dd_dtype d) { return d == DD_BF16 ? dnnl_bf16 : dnnl_f32; }
+// Data type oneDNN computes in for a requested precision.
+static dnnl_data_type_t dt_of(dd_dtype d) { return d == DD_BF16 && g_bf16_native ? dnnl_bf16 : dnnl_f32; }
+static int emulated(dd_dtype d) { return d == DD_BF16 && !g_bf16_native; }
+
+// Weights rounded to bf16 when bf16 is emulated; otherwise the caller's pointer. Free with free().
+static float *emulation_weights(dd_dtype d, const float *w, long n, const float **use) {
+    *use = w;
+    if (!emulated(d)) return NULL;
+    float *r = malloc(n * sizeof(float));
+    if (!r) return NULL;
+    dd_round_rows_bf16(w, n, r, n, 1, n);
+    *use = r;
+    return r;
+}
 
 static int set_post_ops(dnnl_primitive_attr_t attr, dd_activation act, int residual) {
     dnnl_post_ops_t po;
@@ -213,12 +259,15 @@ static int init_layer(layer *L, const dnnl_memory_desc_t *user_md, const float *
     return 0;
 }
 
-// Converts f32 activations to a dense bf16 scratch copy when the layer computes in bf16.
+// Dense copy of f32 activations as bf16 (native) or bf16-rounded f32 (emulated) when the layer
+// computes in bf16; NULL for f32.
 static void *maybe_bf16(dd_dtype dt, const float *src, long ld, long rows, long cols, size_t *bytes) {
     if (dt != DD_BF16) return NULL;
-    *bytes = (size_t)rows * cols * 2;
-    uint16_t *s = dd_alloc(*bytes);
-    if (s) dd_convert_rows_bf16(src, ld, s, cols, rows, cols);
+    *bytes = (size_t)rows * cols * (g_bf16_native ? 2 : 4);
+    void *s = dd_alloc(*bytes);
+    if (!s) return NULL;
+    if (g_bf16_native) dd_convert_rows_bf16(src, ld, s, cols, rows, cols);
+    else dd_round_rows_bf16(src, ld, s, cols, rows, cols);
     return s;
 }
 
@@ -282,8 +331,11 @@ dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_h
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {cout, cin, kh, kw};
     dnnl_memory_desc_init_by_tag(&user, 4, wd, dnnl_f32, dnnl_oihw);
-    if (init_layer(&c->L, &user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, cout))
-        FAIL("packing convolution weights failed");
+    const float *wuse;
+    float *rounded = emulation_weights(dtype, weight, (long)cout * cin * kh * kw, &wuse);
+    int rc = init_layer(&c->L, &user, wuse, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, cout);
+    free(rounded);
+    if (rc) FAIL("packing convolution weights failed");
     dnnl_primitive_desc_destroy(pd);
     return c;
 fail:
@@ -380,8 +432,11 @@ dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, c
     dnnl_memory_desc_t user;
     dnnl_dims_t wd = {in_features, out_features}, ws = {1, in_features};
     dnnl_memory_desc_init_by_strides(&user, 2, wd, dnnl_f32, ws);
-    if (init_layer(&l->L, &user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, out_features))
-        FAIL("packing linear weights failed");
+    const float *wuse;
+    float *rounded = emulation_weights(dtype, weight, (long)in_features * out_features, &wuse);
+    int rc = init_layer(&l->L, &user, wuse, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, out_features);
+    free(rounded);
+    if (rc) FAIL("packing linear weights failed");
     if (bias) {  // matmul wants a 2-D bias
         dnnl_dims_t bd = {1, out_features};
         dnnl_memory_desc_init_by_tag(&l->L.bias_md, 2, bd, dnnl_f32, dnnl_ab);
@@ -440,7 +495,7 @@ fail:
 // into the output rows. In bf16 mode Q/K/V are rounded once up front and P is written as bf16.
 
 typedef struct {
-    long key[10];
+    long key[14];
     dnnl_primitive_t prim;
     dnnl_memory_desc_t a, b, c;
 } bmm;
@@ -451,7 +506,7 @@ static pthread_mutex_t g_bmm_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // C[bt, m, n] = A[bt, m, k] B[bt, k, n] with explicit strides (elements) for each operand.
 static bmm *get_bmm(dnnl_data_type_t dt, long bt, long m, long n, long k, const long as[3], const long bs[3], const long cs[3]) {
-    long key[10] = {dt, bt, m, n, k, as[0], as[1], bs[0], bs[2], cs[1]};
+    long key[14] = {dt, bt, m, n, k, as[0], as[1], as[2], bs[0], bs[1], bs[2], cs[0], cs[1], cs[2]};
     pthread_mutex_lock(&g_bmm_lock);
     for (int i = 0; i < g_nbmm; i++)
         if (memcmp(g_bmm[i].key, key, sizeof key) == 0) {
@@ -511,24 +566,20 @@ int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const flo
                  int errlen) {
     if (ensure_engine(err, errlen)) return -1;
     long d = head_dim, hd = heads, C = hd * d;
-    int bf = dtype == DD_BF16;
-    size_t es = bf ? 2 : 4;
-    uint16_t *qb = NULL, *kb = NULL, *vb = NULL;
+    int bf = dtype == DD_BF16;              // round inputs and probabilities to bf16
+    int native = bf && g_bf16_native;       // ... and multiply in bf16
+    size_t es = native ? 2 : 4;
+    void *qb = NULL, *kb = NULL, *vb = NULL;
     float *S = NULL;
     void *P = NULL;
     size_t qbytes = 0, kbytes = 0, sbytes = 0, pbytes = 0;
     const void *Q = q, *K = k, *V = v;
     long qld = q_ld, kld = k_ld, vld = v_ld;
-    if (bf) {  // dense bf16 copies of all rows: [batch * n, C]
-        qbytes = (size_t)batch * nq * C * 2;
-        kbytes = (size_t)batch * nk * C * 2;
-        qb = dd_alloc(qbytes);
-        kb = dd_alloc(kbytes);
-        vb = dd_alloc(kbytes);
+    if (bf) {  // dense rounded copies of all rows: [batch * n, C]
+        qb = maybe_bf16(dtype, q, q_ld, (long)batch * nq, C, &qbytes);
+        kb = maybe_bf16(dtype, k, k_ld, (long)batch * nk, C, &kbytes);
+        vb = maybe_bf16(dtype, v, v_ld, (long)batch * nk, C, &kbytes);
         if (!qb || !kb || !vb) FAIL("out of memory");
-        dd_convert_rows_bf16(q, q_ld, qb, C, (long)batch * nq, C);
-        dd_convert_rows_bf16(k, k_ld, kb, C, (long)batch * nk, C);
-        dd_convert_rows_bf16(v, v_ld, vb, C, (long)batch * nk, C);
         Q = qb; K = kb; V = vb;
         qld = kld = vld = C;
     }
@@ -539,12 +590,12 @@ int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const flo
     if (tq > nq) tq = nq;
     sbytes = (size_t)hd * tq * nk * 4;
     S = dd_alloc(sbytes);
-    if (bf) {
+    if (native) {
         pbytes = (size_t)hd * tq * nk * 2;
         P = dd_alloc(pbytes);
     }
-    if (!S || (bf && !P)) FAIL("out of memory");
-    dnnl_data_type_t dt = bf ? dnnl_bf16 : dnnl_f32;
+    if (!S || (native && !P)) FAIL("out of memory");
+    dnnl_data_type_t dt = native ? dnnl_bf16 : dnnl_f32;
     for (int b = 0; b < batch; b++) {
         const char *Kb = (const char *)K + (size_t)b * nk * kld * es;
         const char *Vb = (const char *)V + (size_t)b * nk * vld * es;
@@ -555,8 +606,8 @@ int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const flo
             bmm *mm1 = get_bmm(dt, hd, m, nk, d, as, bs, cs);
             if (!mm1) FAIL("oneDNN attention scores matmul %ldx%ldx%ld unavailable", m, nk, d);
             TRY(run_bmm(mm1, Qt, Kb, S), "attention scores");
-            void *probs = bf ? P : (void *)S;
-            dd_softmax_rows(S, nk, probs, nk, bf, hd * m, nk, scale);
+            void *probs = native ? P : (void *)S;
+            dd_softmax_rows(S, nk, probs, nk, native ? 1 : bf ? 2 : 0, hd * m, nk, scale);
             long ps[3] = {m * nk, nk, 1}, vs[3] = {d, vld, 1}, os[3] = {d, out_ld, 1};
             bmm *mm2 = get_bmm(dt, hd, m, d, nk, ps, vs, os);
             if (!mm2) FAIL("oneDNN attention output matmul %ldx%ldx%ld unavailable", m, d, nk);

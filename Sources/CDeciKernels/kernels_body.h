@@ -153,6 +153,22 @@ static void to_bf16_rows(void *p, long b, long e) {
     }
 }
 
+static void round_rows_bf16(void *p, long b, long e) {
+    cvt_ctx *t = p;
+    for (long r = b; r < e; r++) {
+        const float *x = t->x + r * t->ldx;
+        float *y = t->fy + r * t->ldy;
+        long i = 0;
+        for (; i + 16 <= t->c; i += 16) vstore(y + i, vfrom_bf16(vto_bf16(vload(x + i))));
+        for (; i < t->c; i++) y[i] = vfrom_bf16(vto_bf16(vsplat(x[i])))[0];
+    }
+}
+
+void KFN(dd_round_rows_bf16)(const float *x, long ldx, float *y, long ldy, long rows, long c) {
+    cvt_ctx t = {.x = x, .fy = y, .ldx = ldx, .ldy = ldy, .c = c};
+    dd_parallel_for(rows, 1 + GRAIN * 4 / c, round_rows_bf16, &t);
+}
+
 void KFN(dd_convert_rows_bf16)(const float *x, long ldx, uint16_t *y, long ldy, long rows, long c) {
     cvt_ctx t = {.x = x, .y = y, .ldx = ldx, .ldy = ldy, .c = c};
     dd_parallel_for(rows, 1 + GRAIN * 4 / c, to_bf16_rows, &t);
@@ -214,7 +230,11 @@ static void softmax_range(void *p, long b, long e) {
             sum += y[i];
         }
         float inv = 1.0f / sum;
-        if (s->bf16) {
+        if (s->bf16 == 2) {
+            float *yf = (float *)s->y + r * s->ldy;
+            for (i = 0; i + 16 <= C; i += 16) vstore(yf + i, vfrom_bf16(vto_bf16(vload(y + i) * inv)));
+            for (; i < C; i++) yf[i] = vfrom_bf16(vto_bf16(vsplat(y[i] * inv)))[0];
+        } else if (s->bf16) {
             uint16_t *yh = (uint16_t *)s->y + r * s->ldy;
             for (i = 0; i + 16 <= C; i += 16) {
                 v16h h = vto_bf16(vload(y + i) * inv);

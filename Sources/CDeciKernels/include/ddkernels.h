@@ -27,6 +27,9 @@ typedef enum {
 /// Threads used by every kernel and by oneDNN (one shared OpenMP pool). 0 = all cores.
 void dd_set_num_threads(int n);
 int dd_num_threads(void);
+/// 1 when oneDNN has native bf16 kernels here; 0 when the bf16 path is emulated in float32
+/// (same rounding of inputs and weights, float32 speed).
+int dd_bf16_native(void);
 /// Human-readable description of the backend (oneDNN version, ISA, threads).
 const char *dd_backend_info(void);
 
