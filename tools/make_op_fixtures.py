@@ -108,14 +108,17 @@ a, b2 = torch.randn(2, 6, 4, 3), torch.randn(2, 10, 4, 3)
 save("concat", a=a, b=b2, expected=torch.cat([a, b2], dim=1))
 
 
-def attn_case(name, batch, nq, nk, heads, d, fused=False):
+def attn_case(name, batch, nq, nk, heads, d, causal=False):
     c = heads * d
     q, k, v = torch.randn(batch, nq, c), torch.randn(batch, nk, c), torch.randn(batch, nk, c)
 
     sh = lambda t: t.view(batch, -1, heads, d).transpose(1, 2)
-    o = F.scaled_dot_product_attention(sh(q), sh(k), sh(v)).transpose(1, 2).reshape(batch, nq, c)
+    o = F.scaled_dot_product_attention(sh(q), sh(k), sh(v), is_causal=causal).transpose(1, 2).reshape(batch, nq, c)
     # bf16 path: q, k, v and the probabilities are rounded to bf16; products summed in f32.
-    p = torch.softmax(sh(bf(q)) @ sh(bf(k)).transpose(-1, -2) / d ** 0.5, dim=-1)
+    s = sh(bf(q)) @ sh(bf(k)).transpose(-1, -2) / d ** 0.5
+    if causal:
+        s = s.masked_fill(torch.ones(nq, nk, dtype=torch.bool).triu(1), float("-inf"))
+    p = torch.softmax(s, dim=-1)
     obf = (bf(p) @ sh(bf(v))).transpose(1, 2).reshape(batch, nq, c)
     save(name, q=q, k=k, v=v, expected=o, expected_bf16=obf)
 
@@ -123,4 +126,5 @@ def attn_case(name, batch, nq, nk, heads, d, fused=False):
 attn_case("attention_self", 2, 200, 200, 4, 16)
 attn_case("attention_cross", 2, 64, 77, 8, 8)
 attn_case("attention_odd", 1, 37, 19, 2, 24)
+attn_case("attention_causal", 2, 77, 77, 4, 16, causal=True)
 print("wrote", sorted(os.listdir(OUT)))

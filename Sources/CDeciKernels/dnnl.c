@@ -562,8 +562,8 @@ static long g_attention_tile = 0;
 void dd_set_attention_tile(long rows) { g_attention_tile = rows > 0 ? rows : 0; }
 
 int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld, const float *k,
-                 long k_ld, const float *v, long v_ld, float *out, long out_ld, float scale, dd_dtype dtype, char *err,
-                 int errlen) {
+                 long k_ld, const float *v, long v_ld, float *out, long out_ld, float scale, int causal, dd_dtype dtype,
+                 char *err, int errlen) {
     if (ensure_engine(err, errlen)) return -1;
     long d = head_dim, hd = heads, C = hd * d;
     int bf = dtype == DD_BF16;              // round inputs and probabilities to bf16
@@ -607,7 +607,7 @@ int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const flo
             if (!mm1) FAIL("oneDNN attention scores matmul %ldx%ldx%ld unavailable", m, nk, d);
             TRY(run_bmm(mm1, Qt, Kb, S), "attention scores");
             void *probs = native ? P : (void *)S;
-            dd_softmax_rows(S, nk, probs, nk, native ? 1 : bf ? 2 : 0, hd * m, nk, scale);
+            dd_softmax_rows(S, nk, probs, nk, native ? 1 : bf ? 2 : 0, hd * m, nk, scale, causal ? i0 : -1, m);
             long ps[3] = {m * nk, nk, 1}, vs[3] = {d, vld, 1}, os[3] = {d, out_ld, 1};
             bmm *mm2 = get_bmm(dt, hd, m, d, nk, ps, vs, os);
             if (!mm2) FAIL("oneDNN attention output matmul %ldx%ldx%ld unavailable", m, d, nk);

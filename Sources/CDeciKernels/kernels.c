@@ -62,10 +62,10 @@ void dd_bf16_to_f32_generic(const uint16_t *x, float *y, long count);
 void dd_bf16_to_f32_avx2(const uint16_t *x, float *y, long count);
 void dd_bf16_to_f32_avx512(const uint16_t *x, float *y, long count);
 #endif
-void dd_softmax_rows_generic(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale);
+void dd_softmax_rows_generic(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale, long causal0, long per_head);
 #if DD_X86
-void dd_softmax_rows_avx2(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale);
-void dd_softmax_rows_avx512(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale);
+void dd_softmax_rows_avx2(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale, long causal0, long per_head);
+void dd_softmax_rows_avx512(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale, long causal0, long per_head);
 #endif
 void dd_softmax_generic(const float *x, float *y, long rows, long c, float scale);
 #if DD_X86
@@ -213,14 +213,14 @@ void dd_bf16_to_f32(const uint16_t *x, float *y, long count) {
     dd_bf16_to_f32_generic(x, y, count);
 }
 
-void dd_softmax_rows(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale) {
+void dd_softmax_rows(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale, long causal0, long per_head) {
 #if DD_X86
     switch (kernel_isa()) {
-    case ISA_AVX512: dd_softmax_rows_avx512(x, ldx, y, ldy, y_bf16, rows, c, scale); return;
-    case ISA_AVX2: dd_softmax_rows_avx2(x, ldx, y, ldy, y_bf16, rows, c, scale); return;
+    case ISA_AVX512: dd_softmax_rows_avx512(x, ldx, y, ldy, y_bf16, rows, c, scale, causal0, per_head); return;
+    case ISA_AVX2: dd_softmax_rows_avx2(x, ldx, y, ldy, y_bf16, rows, c, scale, causal0, per_head); return;
     }
 #endif
-    dd_softmax_rows_generic(x, ldx, y, ldy, y_bf16, rows, c, scale);
+    dd_softmax_rows_generic(x, ldx, y, ldy, y_bf16, rows, c, scale, causal0, per_head);
 }
 
 void dd_softmax(const float *x, float *y, long rows, long c, float scale) {

@@ -201,15 +201,21 @@ void KFN(dd_bf16_to_f32)(const uint16_t *x, float *y, long count) {
 }
 
 // ---- softmax ------------------------------------------------------------------------------------
-typedef struct { const float *x; void *y; long ldx, ldy, c; float scale; int bf16; } sm_ctx;
+typedef struct { const float *x; void *y; long ldx, ldy, c; float scale; int bf16; long causal0, per_head; } sm_ctx;
 
+// With causal0 >= 0, row r only sees columns <= causal0 + r % per_head (its query position); the
+// masked columns get probability 0.
 static void softmax_range(void *p, long b, long e) {
     sm_ctx *s = p;
-    long C = s->c;
     float scale = s->scale;
     float *tmp = NULL;
-    if (s->bf16) tmp = malloc(C * sizeof(float));
+    if (s->bf16) tmp = malloc(s->c * sizeof(float));
     for (long r = b; r < e; r++) {
+        long C = s->c;
+        if (s->causal0 >= 0) {
+            long lim = s->causal0 + r % s->per_head + 1;
+            C = lim < C ? lim : C;
+        }
         const float *x = s->x + r * s->ldx;
         float *y = s->bf16 ? tmp : (float *)s->y + r * s->ldy;
         v16f vm = vsplat(-INFINITY);
@@ -229,6 +235,8 @@ static void softmax_range(void *p, long b, long e) {
             y[i] = sexp(x[i] * scale - ms);
             sum += y[i];
         }
+        for (i = C; i < s->c; i++) y[i] = 0;
+        C = s->c;
         float inv = 1.0f / sum;
         if (s->bf16 == 2) {
             float *yf = (float *)s->y + r * s->ldy;
@@ -249,13 +257,14 @@ static void softmax_range(void *p, long b, long e) {
     free(tmp);
 }
 
-void KFN(dd_softmax_rows)(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale) {
-    sm_ctx s = {x, y, ldx, ldy, c, scale, y_bf16};
+void KFN(dd_softmax_rows)(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale,
+                          long causal0, long per_head) {
+    sm_ctx s = {x, y, ldx, ldy, c, scale, y_bf16, causal0, per_head > 0 ? per_head : 1};
     dd_parallel_for(rows, 1 + GRAIN / c, softmax_range, &s);
 }
 
 void KFN(dd_softmax)(const float *x, float *y, long rows, long c, float scale) {
-    KFN(dd_softmax_rows)(x, c, y, c, 0, rows, c, scale);
+    KFN(dd_softmax_rows)(x, c, y, c, 0, rows, c, scale, -1, 1);
 }
 
 // ---- LayerNorm ----------------------------------------------------------------------------------

@@ -4,18 +4,20 @@ import CDeciKernels
 public enum Ops {
     /// Multi-head scaled-dot-product attention. `q` has `batch * nq` rows, `k`/`v` `batch * nk`
     /// rows, all `heads * headDim` columns (views into fused projections are fine). Returns
-    /// `[batch, nq, heads * headDim]`. Scores are formed a tile of queries at a time.
+    /// `[batch, nq, heads * headDim]`. Scores are formed a tile of queries at a time. `causal`
+    /// lets query i see keys 0...i only (self-attention, nq == nk).
     public static func attention(q: MatrixView, k: MatrixView, v: MatrixView, batch: Int, heads: Int,
-                                 scale: Float? = nil, precision: Precision) -> Tensor {
+                                 scale: Float? = nil, causal: Bool = false, precision: Precision) -> Tensor {
         let c = q.cols
         precondition(c % heads == 0 && k.cols == c && v.cols == c, "attention: widths q \(q.cols) k \(k.cols) v \(v.cols), heads \(heads)")
         precondition(q.rows % batch == 0 && k.rows % batch == 0 && v.rows == k.rows, "attention: rows q \(q.rows) k \(k.rows) v \(v.rows) batch \(batch)")
         let nq = q.rows / batch, nk = k.rows / batch, d = c / heads
+        precondition(!causal || nq == nk, "causal attention needs as many queries as keys, got \(nq) and \(nk)")
         let out = Tensor(shape: [batch, nq, c])
         let s = scale ?? 1 / Float(d).squareRoot()
         let (rc, msg) = withErrorBuffer { err, len in
             dd_attention(Int32(batch), nq, nk, Int32(heads), Int32(d), q.pointer, q.ld, k.pointer, k.ld, v.pointer, v.ld,
-                         out.pointer, c, s, precision.kernelType, err, len)
+                         out.pointer, c, s, causal ? 1 : 0, precision.kernelType, err, len)
         }
         precondition(rc == 0, msg)
         return out

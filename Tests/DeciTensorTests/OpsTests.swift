@@ -77,7 +77,9 @@ struct OpsTests {
         #expect(Ops.roundToBF16(Tensor(shape: [1], data: [.nan])).toArray()[0].isNaN)
     }
 
-    static let attentionCases: [(String, Int, Int)] = [("attention_self", 2, 4), ("attention_cross", 2, 8), ("attention_odd", 1, 2)]
+    static let attentionCases: [(String, Int, Int)] = [
+        ("attention_self", 2, 4), ("attention_cross", 2, 8), ("attention_odd", 1, 2), ("attention_causal", 2, 4),
+    ]
 
     @Test(arguments: attentionCases, Precision.allCases)
     func attention(_ c: (String, Int, Int), precision: Precision) throws {
@@ -89,7 +91,8 @@ struct OpsTests {
         for tile in [0, 16] {
             dd_set_attention_tile(tile)
             defer { dd_set_attention_tile(0) }
-            let y = Ops.attention(q: q.matrix, k: k.matrix, v: v.matrix, batch: batch, heads: heads, precision: precision)
+            let y = Ops.attention(q: q.matrix, k: k.matrix, v: v.matrix, batch: batch, heads: heads,
+                                  causal: name.contains("causal"), precision: precision)
             let r = compare(y.toArray(), try f.floats(key))
             #expect(r.within(relative: precision == .f32 ? Tolerance.f32 : Tolerance.bf16Attention), "\(name) \(precision) tile \(tile): \(r)")
         }
