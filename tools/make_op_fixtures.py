@@ -24,12 +24,14 @@ def save(name, **tensors):
     save_file({k: v.contiguous().float() for k, v in tensors.items()}, os.path.join(OUT, name + ".safetensors"))
 
 
-def conv_case(name, n, cin, cout, h, w, k, stride, pad, bias=True, act=None, residual=False):
+def conv_case(name, n, cin, cout, h, w, k, stride, pad, bias=True, act=None, residual=False, pad_br=0):
     x = torch.randn(n, cin, h, w)
     wt = torch.randn(cout, cin, k, k) / (cin * k * k) ** 0.5
     b = torch.randn(cout) * 0.1 if bias else None
 
     def run(x, wt):
+        if pad_br:
+            x = F.pad(x, (0, pad_br, 0, pad_br))
         y = F.conv2d(x, wt, b, stride=stride, padding=pad)
         if act == "silu":
             y = F.silu(y)
@@ -50,6 +52,7 @@ conv_case("conv1x1", 2, 40, 24, 6, 5, 1, 1, 0)
 conv_case("conv3x3_s2", 2, 32, 32, 9, 8, 3, 2, 1)
 conv_case("conv3x3_nobias_silu_res", 1, 16, 32, 8, 8, 3, 1, 1, bias=False, act="silu", residual=True)
 conv_case("conv3x3_rgb", 1, 3, 16, 10, 10, 3, 1, 1)
+conv_case("conv3x3_s2_pad0101", 2, 16, 16, 8, 10, 3, 2, 0, pad_br=1)  # the VAE encoder's downsampler
 
 
 def linear_case(name, m, fin, fout, act=None, residual=False):

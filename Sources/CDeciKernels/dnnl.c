@@ -273,14 +273,14 @@ static void *maybe_bf16(dd_dtype dt, const float *src, long ld, long rows, long 
 
 // ---- convolution --------------------------------------------------------------------------------
 struct dd_conv {
-    int cin, cout, kh, kw, stride, ph, pw;
+    int cin, cout, kh, kw, stride, ph, pw, pb, pr;
     dd_dtype dt;
     layer L;
 };
 
 void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow) {
-    *oh = (h + 2 * c->ph - c->kh) / c->stride + 1;
-    *ow = (w + 2 * c->pw - c->kw) / c->stride + 1;
+    *oh = (h + c->ph + c->pb - c->kh) / c->stride + 1;
+    *ow = (w + c->pw + c->pr - c->kw) / c->stride + 1;
 }
 
 static dnnl_status_t conv_pd(const dd_conv *c, int n, int h, int w, dd_activation act, int residual,
@@ -295,6 +295,7 @@ static dnnl_status_t conv_pd(const dd_conv *c, int n, int h, int w, dd_activatio
     dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dnnl_nhwc);
     dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_a);
     dnnl_dims_t strides = {c->stride, c->stride}, pad = {c->ph, c->pw};
+    // oneDNN wants the right padding that the output size implies (it may be less than requested).
     dnnl_dims_t pad_r;
     pad_r[0] = (oh - 1) * c->stride + c->kh - h - c->ph;
     pad_r[1] = (ow - 1) * c->stride + c->kw - w - c->pw;
@@ -313,16 +314,17 @@ static dnnl_status_t conv_pd(const dd_conv *c, int n, int h, int w, dd_activatio
     return st;
 }
 
-dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_h, int pad_w, dd_dtype dtype,
-                        const float *weight, const float *bias, char *err, int errlen) {
+dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_t, int pad_l, int pad_b, int pad_r,
+                        dd_dtype dtype, const float *weight, const float *bias, char *err, int errlen) {
     dd_conv *c = NULL;
     dnnl_primitive_desc_t pd = NULL;
     if (ensure_engine(err, errlen)) return NULL;
-    if (cin <= 0 || cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || pad_h < 0 || pad_w < 0)
-        FAIL("invalid convolution geometry cin=%d cout=%d k=%dx%d stride=%d pad=%d,%d", cin, cout, kh, kw, stride, pad_h, pad_w);
+    if (cin <= 0 || cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || pad_t < 0 || pad_l < 0 || pad_b < 0 || pad_r < 0)
+        FAIL("invalid convolution geometry cin=%d cout=%d k=%dx%d stride=%d pad=%d,%d,%d,%d", cin, cout, kh, kw, stride, pad_t,
+             pad_l, pad_b, pad_r);
     c = calloc(1, sizeof *c);
     if (!c) FAIL("out of memory");
-    *c = (dd_conv){cin, cout, kh, kw, stride, pad_h, pad_w, dtype, {{{{0}}}}};
+    *c = (dd_conv){cin, cout, kh, kw, stride, pad_t, pad_l, pad_b, pad_r, dtype, {{{{0}}}}};
     if (bias) c->L.bias = (float *)1;  // marks "has bias" for conv_pd until init_layer copies it
     // A nominal shape picks the packed layout; other shapes reuse it or repack from it.
     int nominal = 32 * stride;

@@ -7,21 +7,25 @@ public final class Conv2d: @unchecked Sendable {
     public let outChannels: Int
     public let kernelSize: (Int, Int)
     public let stride: Int
-    public let padding: (Int, Int)
+    /// Zero padding per side: top, left, bottom, right.
+    public let padding: (top: Int, left: Int, bottom: Int, right: Int)
     public let precision: Precision
     private let handle: OpaquePointer
 
-    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+    /// `padding` pads all four sides; `extraBottomRight` adds to the bottom and right only (the VAE
+    /// encoder's downsampler pads (0, 1, 0, 1)).
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, extraBottomRight: Int = 0,
                 weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, precision: Precision) throws(KernelError) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelSize = (kernelSize, kernelSize)
         self.stride = stride
-        self.padding = (padding, padding)
+        self.padding = (padding, padding, padding + extraBottomRight, padding + extraBottomRight)
         self.precision = precision
         let (h, msg) = withErrorBuffer { err, len in
             dd_conv_create(Int32(inChannels), Int32(outChannels), Int32(kernelSize), Int32(kernelSize), Int32(stride),
-                           Int32(padding), Int32(padding), precision.kernelType, weight, bias, err, len)
+                           Int32(padding), Int32(padding), Int32(padding + extraBottomRight), Int32(padding + extraBottomRight),
+                           precision.kernelType, weight, bias, err, len)
         }
         guard let h else { throw KernelError(msg) }
         handle = h
@@ -29,14 +33,14 @@ public final class Conv2d: @unchecked Sendable {
 
     /// Weights as arrays (tests, small models).
     public convenience init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                            weight: [Float], bias: [Float]?, precision: Precision) throws(KernelError) {
+                            extraBottomRight: Int = 0, weight: [Float], bias: [Float]?, precision: Precision) throws(KernelError) {
         guard weight.count == outChannels * inChannels * kernelSize * kernelSize else {
             throw KernelError("conv weight has \(weight.count) values, want \(outChannels)x\(inChannels)x\(kernelSize)x\(kernelSize)")
         }
         if let bias, bias.count != outChannels { throw KernelError("conv bias has \(bias.count) values, want \(outChannels)") }
         let biasCopy = bias ?? []
         try self.init(inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride, padding: padding,
-                      weight: weight.withUnsafeBufferPointer { $0.baseAddress! },
+                      extraBottomRight: extraBottomRight, weight: weight.withUnsafeBufferPointer { $0.baseAddress! },
                       bias: bias == nil ? nil : biasCopy.withUnsafeBufferPointer { $0.baseAddress! }, precision: precision)
         withExtendedLifetime((weight, biasCopy)) {}
     }
@@ -44,7 +48,8 @@ public final class Conv2d: @unchecked Sendable {
     deinit { dd_conv_destroy(handle) }
 
     public func outputSize(height: Int, width: Int) -> (Int, Int) {
-        ((height + 2 * padding.0 - kernelSize.0) / stride + 1, (width + 2 * padding.1 - kernelSize.1) / stride + 1)
+        ((height + padding.top + padding.bottom - kernelSize.0) / stride + 1,
+         (width + padding.left + padding.right - kernelSize.1) / stride + 1)
     }
 
     /// `act(conv(x) + bias) + residual` for x `[n, h, w, inChannels]`.

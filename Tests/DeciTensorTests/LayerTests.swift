@@ -4,17 +4,19 @@ import TestSupport
 
 @Suite("Conv2d and Linear against PyTorch")
 struct LayerTests {
-    static let convCases: [(String, Int, Int)] = [
-        ("conv3x3", 1, 1), ("conv1x1", 1, 0), ("conv3x3_s2", 2, 1), ("conv3x3_nobias_silu_res", 1, 1), ("conv3x3_rgb", 1, 1),
+    /// (fixture, stride, padding, extra bottom/right padding)
+    static let convCases: [(String, Int, Int, Int)] = [
+        ("conv3x3", 1, 1, 0), ("conv1x1", 1, 0, 0), ("conv3x3_s2", 2, 1, 0), ("conv3x3_nobias_silu_res", 1, 1, 0),
+        ("conv3x3_rgb", 1, 1, 0), ("conv3x3_s2_pad0101", 2, 0, 1),
     ]
 
     @Test(arguments: convCases, Precision.allCases)
-    func conv(_ c: (String, Int, Int), precision: Precision) throws {
-        let (name, stride, pad) = c
+    func conv(_ c: (String, Int, Int, Int), precision: Precision) throws {
+        let (name, stride, pad, extra) = c
         let f = try OpFixture(name)
         let ws = try f.shape("weight")
         let conv = try Conv2d(inChannels: ws[1], outChannels: ws[0], kernelSize: ws[2], stride: stride, padding: pad,
-                              weight: try f.floats("weight"), bias: f.has("bias") ? try f.floats("bias") : nil, precision: precision)
+                              extraBottomRight: extra, weight: try f.floats("weight"), bias: f.has("bias") ? try f.floats("bias") : nil, precision: precision)
         let residual = f.has("residual") ? try f.nhwc("residual") : nil
         let act: Activation = name.contains("silu") ? .silu : .none
         let y = conv(try f.nhwc("x"), activation: act, residual: residual)

@@ -47,9 +47,11 @@ void dd_parallel_for(long n, long grain, dd_range_fn fn, void *ctx);
 
 // ---- convolution (oneDNN) ----------------------------------------------------------------------
 typedef struct dd_conv dd_conv;
-/// weight in PyTorch layout [cout, cin, kh, kw] float32; bias may be NULL. The weight is repacked
-/// once into the layout oneDNN wants (bf16 when dtype is DD_BF16); the caller may free its copy.
-dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_h, int pad_w,
+/// weight in PyTorch layout [cout, cin, kh, kw] float32; bias may be NULL. Padding is given per
+/// side (top, left, bottom, right): the VAE encoder pads only bottom/right before a stride-2 conv.
+/// The weight is repacked once into the layout oneDNN wants (bf16 when dtype is DD_BF16); the
+/// caller may free its copy.
+dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_t, int pad_l, int pad_b, int pad_r,
                         dd_dtype dtype, const float *weight, const float *bias, char *err, int errlen);
 void dd_conv_destroy(dd_conv *c);
 /// dst[n, oh, ow, cout] = act(conv(src) + bias) + residual. residual may be NULL or equal to dst.
@@ -71,8 +73,9 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
 // ---- attention ---------------------------------------------------------------------------------
 /// Multi-head scaled-dot-product attention over channels-last rows. For batch b and head h:
 ///   out[b, i, h*d:(h+1)*d] = softmax(scale * q_i . k_j) v_j
-/// q/k/v/out rows are strided (ld in floats), head h occupies columns [h*d, (h+1)*d). Scores are
-/// built a tile of queries at a time, so memory stays bounded for 4096-token self-attention.
+/// q/k/v/out rows are strided (ld in floats), head h occupies columns [h*d, (h+1)*d). With causal
+/// set, query i sees keys 0...i only (nq == nk). Scores are built a tile of queries at a time, so
+/// memory stays bounded for 4096-token self-attention.
 int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld,
                  const float *k, long k_ld, const float *v, long v_ld, float *out, long out_ld,
                  float scale, int causal, dd_dtype dtype, char *err, int errlen);
