@@ -52,5 +52,6 @@ let package = Package(
         .testTarget(name: "DeciSchedulersTests", dependencies: ["DeciSchedulers", "DeciRandom", "TestSupport"]),
         .testTarget(name: "DeciTokenizerTests", dependencies: ["DeciTokenizer", "TestSupport"]),
         .testTarget(name: "DeciImageTests", dependencies: ["DeciImage", "TestSupport"]),
+        .testTarget(name: "DeciModelsTests", dependencies: ["DeciModels", "DeciWeights", "DeciTensor", "TestSupport"]),
     ]
 )
