@@ -34,13 +34,14 @@ def hexbytes(a):
     return np.ascontiguousarray(a, dtype=np.uint8).tobytes().hex()
 
 
-def raw_png(path, width, height, bit_depth, color_type, rows_bytes):
-    """Minimal PNG writer (filter 0, no interlace) for layouts Pillow cannot save."""
+def raw_png(path, width, height, bit_depth, color_type, rows_bytes, interlace=0):
+    """Minimal PNG writer (filter type 0 on every row) for layouts Pillow cannot save. With
+    interlace=1, rows_bytes must already be the Adam7 passes' rows in order."""
     def chunk(tag, data):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
     raw = b"".join(b"\x00" + r for r in rows_bytes)
     data = (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0))
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, interlace))
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
     with open(path, "wb") as f:
         f.write(data)
@@ -107,6 +108,19 @@ def main():
     pil16 = np.array(Image.open(os.path.join(OUT, "rgb16.png")).convert("RGB"))
     assert (pil16 == (rgb16 >> 8)).all(), "Pillow no longer keeps the high byte of 16-bit RGB"
     expected["pngs"]["rgb16.png"] = {"width": 4, "height": 3, "rgb": hexbytes(pil16), "alpha": None}
+
+    # Adam7-interlaced 8-bit RGB: seven passes, each a filtered sub-image of its own.
+    il = rng.integers(0, 256, size=(9, 11, 3), dtype=np.uint8)
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    rows = []
+    for x0, y0, dx, dy in passes:
+        sub = il[y0::dy, x0::dx]
+        if sub.size:
+            rows += [r.tobytes() for r in sub]
+    raw_png(os.path.join(OUT, "interlaced.png"), 11, 9, 8, 2, rows, interlace=1)
+    pil_il = np.array(Image.open(os.path.join(OUT, "interlaced.png")).convert("RGB"))
+    assert (pil_il == il).all()
+    expected["pngs"]["interlaced.png"] = {"width": 11, "height": 9, "rgb": hexbytes(il), "alpha": None}
 
     g2 = rng.integers(0, 4, size=(3, 10), dtype=np.uint8)
     packed = [np.packbits(np.unpackbits(r[:, None], axis=1)[:, -2:].reshape(-1)).tobytes() for r in g2]

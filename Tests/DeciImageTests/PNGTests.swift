@@ -82,7 +82,7 @@ import TestSupport
     }
 
     @Test(arguments: ["gray8.png", "gray_alpha.png", "rgba.png", "palette.png", "palette_trns.png",
-                      "palette_4bit.png", "bilevel.png", "gray16.png", "rgb16.png", "gray2.png"])
+                      "palette_4bit.png", "bilevel.png", "gray16.png", "rgb16.png", "gray2.png", "interlaced.png"])
     func decodesColorTypes(name: String) throws {
         let exp = try ImageExpectations.load()
         let c = try #require(exp.pngs[name])
