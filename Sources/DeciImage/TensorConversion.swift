@@ -63,15 +63,36 @@ extension RGBImage {
         luminance().map { Float($0) / 255 < 0.5 ? 0 : 1 }
     }
 
+    /// The size diffusers' VaeImageProcessor works at: the requested size (or the image's own when nil),
+    /// each side rounded down to a multiple of `scaleFactor` (`get_default_height_width`).
+    public func vaeSize(width: Int? = nil, height: Int? = nil, scaleFactor: Int = 8) throws(ImageError) -> (width: Int, height: Int) {
+        guard scaleFactor > 0 else { throw .invalidArgument("VAE scale factor must be positive, got \(scaleFactor)") }
+        let w = width ?? self.width, h = height ?? self.height
+        let size = (width: w - w % scaleFactor, height: h - h % scaleFactor)
+        guard size.width > 0, size.height > 0 else {
+            throw .invalidArgument("image size \(w)x\(h) is smaller than the VAE scale factor \(scaleFactor)")
+        }
+        return size
+    }
+
     /// An init image prepared as diffusers' `image_processor.preprocess(image, height, width)` does for
-    /// an RGB PIL input: Lanczos-resized when the size differs, then normalised to [-1, 1] (HWC).
-    public func preprocessedForVAE(width: Int, height: Int) throws(ImageError) -> [Float] {
-        try resizedLanczos(width: width, height: height).normalizedFloats()
+    /// an RGB PIL input: the size from `vaeSize` (img2img passes no size, so the image's own size
+    /// rounded down to a multiple of 8), Lanczos-resized when that differs, then normalised to
+    /// [-1, 1] (HWC).
+    public func preprocessedForVAE(width: Int? = nil, height: Int? = nil, scaleFactor: Int = 8) throws(ImageError)
+        -> (values: [Float], width: Int, height: Int) {
+        let size = try vaeSize(width: width, height: height, scaleFactor: scaleFactor)
+        let values = try resizedLanczos(width: size.width, height: size.height).normalizedFloats()
+        return (values, size.width, size.height)
     }
 
     /// A mask prepared as StableDiffusionInpaintPipeline's `mask_processor.preprocess(mask, height, width)`
-    /// does for an RGB PIL input: Lanczos-resized in RGB, converted to luma, binarised (HW, 0 or 1).
-    public func preprocessedMask(width: Int, height: Int) throws(ImageError) -> [Float] {
-        try resizedLanczos(width: width, height: height).binarizedMask()
+    /// does for an RGB PIL input: Lanczos-resized in RGB to `vaeSize`, converted to luma, binarised
+    /// (HW, 0 or 1).
+    public func preprocessedMask(width: Int? = nil, height: Int? = nil, scaleFactor: Int = 8) throws(ImageError)
+        -> (values: [Float], width: Int, height: Int) {
+        let size = try vaeSize(width: width, height: height, scaleFactor: scaleFactor)
+        let values = try resizedLanczos(width: size.width, height: size.height).binarizedMask()
+        return (values, size.width, size.height)
     }
 }

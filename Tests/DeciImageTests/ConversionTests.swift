@@ -37,7 +37,9 @@ import TestSupport
     @Test func vaePreprocessMatchesDiffusers() throws {
         let exp = try ImageExpectations.load()
         let src = try ImageFile.read(path: fixturePath("resize_source.png")).image
-        let got = try src.preprocessedForVAE(width: 24, height: 16)
+        let prepared = try src.preprocessedForVAE(width: 24, height: 16)
+        #expect(prepared.width == 24 && prepared.height == 16)
+        let got = prepared.values
         let want = exp.vae_preprocess_24x16.map { Float(bitPattern: $0) }
         #expect(got.count == want.count)
         let mismatches = zip(got, want).filter { $0.bitPattern != $1.bitPattern }.count
@@ -47,9 +49,17 @@ import TestSupport
     @Test func maskPreprocessMatchesDiffusers() throws {
         let exp = try ImageExpectations.load()
         let src = try ImageFile.read(path: fixturePath("resize_source.png")).image
-        let got = try src.preprocessedMask(width: 24, height: 16)
+        let got = try src.preprocessedMask(width: 27, height: 17).values  // rounded down to 24x16
         #expect(got == exp.mask_preprocess_24x16.map { Float($0) })
         #expect(got.contains(0) && got.contains(1))
+    }
+
+    @Test func vaeSizeRoundsDownLikeDiffusers() throws {
+        let img = try RGBImage(width: 37, height: 23)
+        #expect(try img.vaeSize() == (32, 16))
+        #expect(try img.vaeSize(width: 64, height: 70) == (64, 64))
+        #expect(try img.preprocessedForVAE().values.count == 32 * 16 * 3)
+        #expect(throws: ImageError.self) { _ = try RGBImage(width: 7, height: 30).vaeSize() }
     }
 
     @Test func lumaMatchesPillow() throws {
