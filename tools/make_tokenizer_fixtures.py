@@ -225,7 +225,8 @@ HAND_WRITTEN = [
     "<|endoftext|>", "<|startoftext|>", "<|ENDOFTEXT|>", "<|EndOfText|>", "a<|endoftext|>b",
     "x <|startoftext|> y", "<|endoftext|><|endoftext|>", "<|endoftext|>>", "<<|endoftext|>", "<|endoftext |>",
     " <|endoftext|> ", "cat<|endoftext|>dog<|startoftext|>bird", "<|endoftext", "endoftext|>", "<||>", "<|",
-    "|>", "<|endoftext|>!!", "<|startoftext|>'s", "<|endoftext|>123",
+    "|>", "<|endoftext|>!!", "<|startoftext|>'s", "<|endoftext|>123", "<|STARTOFTEXT|>", "a<|StartOfText|>b",
+    "<|ſtartoftext|>", "<|ſtartoftext|> cat", "it'ſ", "'ſ", "'ſt", "CAT'S DOG'ſ",
     "hello!", "wow!!! ok", "a!b", "! start", "end !", "!", "!!", "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
     "¡Hola! ¿Qué tal?", "«guillemets» „quotes“ “smart” ‘single’", "em—dash en–dash", "mid·dot",
     "a" * 300, "ab" * 150, "z" * 77, "the " * 80, "cat, " * 60, "1" * 100, "1 " * 100, "🐱" * 50,
@@ -466,6 +467,49 @@ def run_oracle(tokenizer, prompts):
     return cases
 
 
+def unicode_classes():
+    """Per code point of the sweep set: class under Python `regex` and under Oniguruma (tokenizers), as
+    run-length rows [first, count, class] with class L (\\p{L}), N (\\p{N}), S (\\s) or O (other); plus
+    lower-case mappings where Python's str.lower and Rust's char::to_lowercase (tokenizers) differ from
+    the identity."""
+    import regex
+    from tokenizers import Regex, normalizers, pre_tokenizers
+    cps = stable_code_points()
+
+    def python_class(c):
+        if regex.match(r"\p{L}", c): return "L"
+        if regex.match(r"\p{N}", c): return "N"
+        if regex.match(r"\s", c): return "S"
+        return "O"
+
+    text = "".join(chr(cp) for cp in cps)
+    onig = ["O"] * len(cps)
+    for cls, pattern in (("S", r"\s"), ("N", r"\p{N}"), ("L", r"\p{L}")):
+        split = pre_tokenizers.Split(Regex(pattern), behavior="removed", invert=True)
+        for _, (start, end) in split.pre_tokenize_str(text):
+            for k in range(start, end):
+                onig[k] = cls
+
+    def runs(classes):
+        rows = []
+        for cp, cls in zip(cps, classes):
+            if rows and rows[-1][2] == cls and rows[-1][0] + rows[-1][1] == cp:
+                rows[-1][1] += 1
+            else:
+                rows.append([cp, 1, cls])
+        return rows
+
+    lower = normalizers.Lowercase()
+    mappings = []
+    for cp in cps:
+        c = chr(cp)
+        py, rs = c.lower(), lower.normalize_str(c)
+        if py != c or rs != c:
+            mappings.append([cp, py, rs])
+    return {"python_regex": runs([python_class(chr(cp)) for cp in cps]), "oniguruma": runs(onig),
+            "lowercase": mappings}
+
+
 def oracle_main(args):
     """Runs inside whichever venv is current; reads prompts and config folders, writes results."""
     import transformers
@@ -596,6 +640,12 @@ def main():
         "differences": {"legacy_vs_tokenizers": n_legacy, "transformers4_fast_vs_tokenizers": n_fast4},
         "max_length": MAX_LENGTH,
     }
+    classes = unicode_classes()
+    classes_path = FIXTURES / "unicode_classes.json"
+    classes_path.write_text("{\n" + ",\n".join(
+        f'  "{k}": ' + json.dumps(v, ensure_ascii=False, separators=(",", ":")) for k, v in classes.items())
+        + "\n}\n", encoding="utf-8")
+    print(f"  wrote unicode_classes.json: {classes_path.stat().st_size} bytes")
     for name, fname in (("sd15", "clip_prompts.json"), ("sd2", "sd2_pad_prompts.json"),
                         ("modern", "modern_format_prompts.json")):
         prompts_here = prompts if name == "sd15" else SD2_PROMPTS
