@@ -1,0 +1,134 @@
+import DeciImage
+import Foundation
+
+/// What to generate. Fields left nil take the model's defaults (``PipelineDefaults``).
+public struct GenerationRequest: Sendable {
+    public var prompts: [String]
+    /// One per prompt, or a single one for all; nil = the empty string, as diffusers does.
+    public var negativePrompts: [String]?
+    public var imagesPerPrompt: Int = 1
+    public var width: Int?
+    public var height: Int?
+    public var steps: Int?
+    public var guidanceScale: Double?
+    public var guidanceRescale: Double?
+    /// A scheduler name (`ddim`, `euler_a`, `DPM++ 2M Karras`, ...) replacing the checkpoint's,
+    /// keeping its beta schedule and prediction type.
+    public var scheduler: String?
+    public var seed: UInt64 = 0
+    /// DDIM's eta (0 = deterministic).
+    public var eta: Double = 0
+    /// Text-encoder layers to skip from the end (0 = last layer, as diffusers' `clip_skip` None).
+    public var clipSkip: Int = 0
+    /// Image-to-image / inpainting source image and how much of the schedule to run (0...1].
+    public var initImage: RGBImage?
+    public var strength: Double = 0.8
+    /// Inpainting mask (white = repaint).
+    public var mask: RGBImage?
+
+    public init(prompt: String, negativePrompt: String? = nil) {
+        prompts = [prompt]
+        negativePrompts = negativePrompt.map { [$0] }
+    }
+
+    public init(prompts: [String], negativePrompts: [String]? = nil) {
+        self.prompts = prompts
+        self.negativePrompts = negativePrompts
+    }
+}
+
+/// Sampling defaults of a checkpoint family.
+public struct PipelineDefaults: Sendable, Equatable {
+    public var steps: Int
+    public var guidanceScale: Double
+    public var guidanceRescale: Double
+    public var width: Int
+    public var height: Int
+
+    /// DeciDiffusion's custom pipeline: 30 steps, CFG 7.5 with guidance rescale 0.7.
+    public static func deciDiffusion(size: Int) -> PipelineDefaults {
+        PipelineDefaults(steps: 30, guidanceScale: 7.5, guidanceRescale: 0.7, width: size, height: size)
+    }
+
+    /// diffusers' StableDiffusionPipeline: 50 steps, CFG 7.5, no rescale.
+    public static func stableDiffusion(size: Int) -> PipelineDefaults {
+        PipelineDefaults(steps: 50, guidanceScale: 7.5, guidanceRescale: 0, width: size, height: size)
+    }
+}
+
+/// A request the pipeline cannot run; the message names the field and its value.
+public struct RequestError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// A request with every default filled in and every field checked.
+public struct ResolvedRequest: Sendable {
+    public var prompts: [String]
+    public var negativePrompts: [String]
+    public var imagesPerPrompt: Int
+    public var width: Int
+    public var height: Int
+    public var steps: Int
+    public var guidanceScale: Double
+    public var guidanceRescale: Double
+    public var seed: UInt64
+    public var eta: Double
+    public var clipSkip: Int
+    public var strength: Double
+
+    public var batch: Int { prompts.count * imagesPerPrompt }
+    /// diffusers: guidance is off at a scale of 1 or less.
+    public var doClassifierFreeGuidance: Bool { guidanceScale > 1 }
+}
+
+extension GenerationRequest {
+    /// Maximum steps accepted; more is almost certainly a typo and would run for hours.
+    public static let maxSteps = 1000
+
+    /// Fills defaults and validates everything before any model work (diffusers' `check_inputs`).
+    /// `sizeMultiple` is the image-side multiple the model needs (VAE factor x UNet downsampling).
+    public func resolved(defaults: PipelineDefaults, sizeMultiple: Int, maxTextEncoderSkip: Int) throws(RequestError) -> ResolvedRequest {
+        guard !prompts.isEmpty else { throw RequestError("prompt: at least one prompt is required") }
+        let negatives: [String]
+        switch negativePrompts {
+        case nil: negatives = Array(repeating: "", count: prompts.count)
+        case let n? where n.count == prompts.count: negatives = n
+        case let n? where n.count == 1: negatives = Array(repeating: n[0], count: prompts.count)
+        case let n?: throw RequestError("negative prompt: got \(n.count) for \(prompts.count) prompts (give one, or one per prompt)")
+        }
+        guard imagesPerPrompt >= 1, imagesPerPrompt <= 64 else {
+            throw RequestError("images per prompt: \(imagesPerPrompt) is outside 1...64")
+        }
+        var w = width, h = height
+        if let image = initImage, w == nil, h == nil {
+            // diffusers takes the init image's size, rounded down to the VAE's multiple; this model needs `sizeMultiple`.
+            w = image.width / sizeMultiple * sizeMultiple
+            h = image.height / sizeMultiple * sizeMultiple
+        }
+        let width = w ?? defaults.width, height = h ?? defaults.height
+        for (name, v) in [("width", width), ("height", height)] {
+            guard v >= sizeMultiple, v % sizeMultiple == 0 else {
+                throw RequestError("\(name): \(v) is not a positive multiple of \(sizeMultiple) (the VAE downsamples by 8 and the UNet by a further \(sizeMultiple / 8))")
+            }
+            guard v <= 4096 else { throw RequestError("\(name): \(v) is larger than 4096") }
+        }
+        let steps = self.steps ?? defaults.steps
+        guard steps >= 1, steps <= Self.maxSteps else { throw RequestError("steps: \(steps) is outside 1...\(Self.maxSteps)") }
+        let scale = guidanceScale ?? defaults.guidanceScale
+        guard scale.isFinite, scale >= 0, scale <= 100 else { throw RequestError("guidance scale: \(scale) is outside 0...100") }
+        let rescale = guidanceRescale ?? defaults.guidanceRescale
+        guard rescale.isFinite, rescale >= 0, rescale <= 1 else { throw RequestError("guidance rescale: \(rescale) is outside 0...1") }
+        guard eta.isFinite, eta >= 0, eta <= 1 else { throw RequestError("eta: \(eta) is outside 0...1") }
+        guard clipSkip >= 0, clipSkip <= maxTextEncoderSkip else {
+            throw RequestError("clip skip: \(clipSkip) is outside 0...\(maxTextEncoderSkip)")
+        }
+        if initImage != nil || mask != nil {
+            guard strength.isFinite, strength > 0, strength <= 1 else { throw RequestError("strength: \(strength) is outside (0, 1]") }
+        }
+        if mask != nil && initImage == nil { throw RequestError("mask: inpainting needs an init image as well") }
+        return ResolvedRequest(prompts: prompts, negativePrompts: negatives, imagesPerPrompt: imagesPerPrompt, width: width,
+                               height: height, steps: steps, guidanceScale: scale, guidanceRescale: rescale, seed: seed, eta: eta,
+                               clipSkip: clipSkip, strength: strength)
+    }
+}
