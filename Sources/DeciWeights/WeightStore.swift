@@ -11,6 +11,16 @@ import Foundation
 ///
 /// Thread safety: lookups are safe from any thread; the consumed-key record is guarded by a lock,
 /// so modules may load concurrently. Files stay mapped while the store or any tensor view is alive.
+///
+/// ```swift
+/// let store = try WeightStore.openComponent("DeciDiffusion-v1-0/vae", variant: "fp16")
+/// let vae = store.scoped("", renames: KeyRename.vaeLegacyAttention)
+/// let norm = vae.scoped("decoder.mid_block.resnets.0.norm1.")
+/// let gamma = try norm.take("weight", shape: [512])      // checks the shape, records the key
+/// try gamma.convertFloats(into: alignedBuffer)           // f16/bf16/f32 -> f32, no extra copy
+/// ...
+/// let ignored = try store.finish()   // throws listing unused tensors; returns harmless ones
+/// ```
 public final class WeightStore: @unchecked Sendable {
     /// Names the store in errors: the file, the index file, or the files joined.
     public let name: String

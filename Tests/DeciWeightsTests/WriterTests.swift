@@ -11,7 +11,7 @@ import Testing
         let file = try SafeTensorsFile(path: path)
         var w = SafeTensorsWriter(metadata: file.metadata)
         for t in file.tensors.reversed() {  // insertion order must not matter
-            try w.add(t.name, dtype: t.dtype, shape: t.shape, bytes: t.bytes())
+            try w.add(t)
         }
         return w.serialized()
     }
