@@ -170,7 +170,7 @@ import TestSupport
         var data = leBytes([UInt64(padded.count)]) + padded
         data.reserveCapacity(data.count + 2 * n)
         for i in 0..<n { let h = UInt16(truncatingIfNeeded: i &* 40503); data.append(UInt8(h & 0xFF)); data.append(UInt8(h >> 8)) }
-        FileManager.default.createFile(atPath: path, contents: Data(data))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(data))
         data = []
         let t = try SafeTensorsFile(path: path).tensor("h")
         let out = UnsafeMutablePointer<Float>.allocate(capacity: n)
