@@ -62,6 +62,11 @@ public struct SafeTensorsWriter: Sendable {
         entries.append(Entry(name: name, dtype: dtype, shape: shape, bytes: bytes))
     }
 
+    /// Adds a copy of a tensor read from another file (under `name`, default its own name).
+    public mutating func add(_ tensor: WeightTensor, as name: String? = nil) throws(WeightsError) {
+        try add(name ?? tensor.name, dtype: tensor.dtype, shape: tensor.shape, bytes: tensor.bytes())
+    }
+
     /// Adds f32 values stored as `dtype` (F32, F16 or BF16; rounded to nearest even).
     public mutating func add(_ name: String, floats: [Float], shape: [Int], as dtype: WeightDType = .F32) throws(WeightsError) {
         var bytes: [UInt8] = []

@@ -11,6 +11,16 @@ import Foundation
 ///
 /// Thread safety: lookups are safe from any thread; the consumed-key record is guarded by a lock,
 /// so modules may load concurrently. Files stay mapped while the store or any tensor view is alive.
+///
+/// ```swift
+/// let store = try WeightStore.openComponent("DeciDiffusion-v1-0/vae", variant: "fp16")
+/// let vae = store.scoped("", renames: KeyRename.vaeLegacyAttention)
+/// let norm = vae.scoped("decoder.mid_block.resnets.0.norm1.")
+/// let gamma = try norm.take("weight", shape: [512])      // checks the shape, records the key
+/// try gamma.convertFloats(into: alignedBuffer)           // f16/bf16/f32 -> f32, no extra copy
+/// ...
+/// let ignored = try store.finish()   // throws listing unused tensors; returns harmless ones
+/// ```
 public final class WeightStore: @unchecked Sendable {
     /// Names the store in errors: the file, the index file, or the files joined.
     public let name: String
@@ -164,12 +174,13 @@ public final class WeightStore: @unchecked Sendable {
 
     /// The tensor under `key`, marked consumed; a missing key is an error suggesting close keys.
     public func tensor(_ key: String) throws(WeightsError) -> WeightTensor {
-        try resolve(key, renames: [], scopePrefix: "")
+        try resolve(key, renames: [], scopePrefix: "", shape: nil)
     }
 
-    /// The tensor under `key` after checking that its shape is `shape`; marked consumed.
+    /// The tensor under `key` after checking that its shape is `shape`; marked consumed only when
+    /// the shape matches.
     public func take(_ key: String, shape: [Int]) throws(WeightsError) -> WeightTensor {
-        try checkShape(try tensor(key), requested: key, expected: shape)
+        try resolve(key, renames: [], scopePrefix: "", shape: shape)
     }
 
     /// A view of the keys under `prefix` (include the trailing dot: `"text_model."`), with optional
@@ -243,7 +254,7 @@ public final class WeightStore: @unchecked Sendable {
 
     // MARK: Internals shared with WeightScope
 
-    func resolve(_ key: String, renames: [KeyRename], scopePrefix: String) throws(WeightsError) -> WeightTensor {
+    func resolve(_ key: String, renames: [KeyRename], scopePrefix: String, shape expected: [Int]?) throws(WeightsError) -> WeightTensor {
         var found = locations[key]
         if found == nil {
             for candidate in KeyRename.candidates(for: key, rules: renames) {
@@ -253,18 +264,14 @@ public final class WeightStore: @unchecked Sendable {
         guard let tensor = found else {
             throw WeightsError(.missingTensor, file: name, key: key, missingMessage(key, renames: renames, scopePrefix: scopePrefix))
         }
+        if let expected, tensor.shape != expected {
+            let via = tensor.name == key ? "" : " (found as '\(tensor.name)')"
+            throw WeightsError(.shapeMismatch, file: name, key: key,
+                               "checkpoint has \(tensor.dtype) \(tensor.shape)\(via) but the model expects \(expected)")
+        }
         lock.lock()
         consumed.insert(tensor.name)
         lock.unlock()
-        return tensor
-    }
-
-    func checkShape(_ tensor: WeightTensor, requested: String, expected: [Int]) throws(WeightsError) -> WeightTensor {
-        guard tensor.shape == expected else {
-            let via = tensor.name == requested ? "" : " (found as '\(tensor.name)')"
-            throw WeightsError(.shapeMismatch, file: name, key: requested,
-                               "checkpoint has \(tensor.dtype) \(tensor.shape)\(via) but the model expects \(expected)")
-        }
         return tensor
     }
 
@@ -356,12 +363,13 @@ public struct WeightScope: Sendable {
 
     /// The tensor under `prefix + key`, marked consumed.
     public func tensor(_ key: String) throws(WeightsError) -> WeightTensor {
-        try store.resolve(prefix + key, renames: renames, scopePrefix: prefix)
+        try store.resolve(prefix + key, renames: renames, scopePrefix: prefix, shape: nil)
     }
 
-    /// The tensor under `prefix + key` after checking its shape; marked consumed.
+    /// The tensor under `prefix + key` after checking its shape; marked consumed only when the
+    /// shape matches.
     public func take(_ key: String, shape: [Int]) throws(WeightsError) -> WeightTensor {
-        try store.checkShape(try tensor(key), requested: prefix + key, expected: shape)
+        try store.resolve(prefix + key, renames: renames, scopePrefix: prefix, shape: shape)
     }
 
     /// The tensor if present (for optional parameters such as a bias), marked consumed; nil if absent.

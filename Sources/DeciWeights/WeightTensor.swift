@@ -51,6 +51,20 @@ public struct WeightTensor: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
+    /// A zero-copy view of rows `range` of the first dimension (e.g. the value and gate halves of
+    /// a GEGLU projection, or q/k/v of a fused weight). The view is named `name[lo..<hi]`.
+    public func slicingFirstDimension(_ range: Range<Int>) throws(WeightsError) -> WeightTensor {
+        guard let rows = shape.first, dtype.byteSize != nil, range.lowerBound >= 0, range.upperBound <= rows else {
+            throw WeightsError(.invalidShape, file: file.path, key: name,
+                               "cannot take rows \(range.lowerBound)..<\(range.upperBound) of \(dtype) \(shape)")
+        }
+        let rowBytes = rows == 0 ? 0 : byteCount / rows
+        let begin = info.dataOffsets.lowerBound + range.lowerBound * rowBytes
+        let sub = TensorInfo(dtype: dtype, shape: [range.count] + shape.dropFirst(),
+                             dataOffsets: begin..<(begin + range.count * rowBytes))
+        return WeightTensor(name: "\(name)[\(range.lowerBound)..<\(range.upperBound)]", info: sub, file: file)
+    }
+
     // MARK: f32
 
     /// The elements as f32 (exact from F32/F16/BF16, nearest from F64).

@@ -1,6 +1,8 @@
 import DeciWeights
+import Dispatch
 import Foundation
 import Testing
+import TestSupport
 
 /// Conversions compared bit for bit with what torch produced (Fixtures/weights/conversions.safetensors).
 @Suite struct ConversionTests {
@@ -30,7 +32,8 @@ import Testing
             let ok = isNaN(want[i]) ? isNaN(got[i]) : got[i] == want[i]
             if !ok { mismatches.append("[\(i)] got 0x\(String(got[i], radix: 16)) want 0x\(String(want[i], radix: 16))") }
         }
-        #expect(mismatches.isEmpty, "\(what): \(mismatches.count) mismatches, first: \(mismatches.prefix(5).joined(separator: ", "))",
+        let count = mismatches.count
+        #expect(count == 0, "\(what): first mismatches: \(mismatches.prefix(5).joined(separator: ", "))",
                 sourceLocation: sourceLocation)
     }
 
@@ -152,5 +155,45 @@ import Testing
         #expect(badB == 0)
         let fromHalf = try file.tensor("h").bfloat16Bits()
         #expect(fromHalf == bf)
+    }
+
+    /// Opt-in (DECI_FULL=1) throughput figure for a UNet-sized conversion, with a correctness check
+    /// on a sample. Prints GB/s of source read; not a timed assertion.
+    @Test(.enabled(if: FixturePaths.fullSizeEnabled)) func largeTensorThroughput() throws {
+        let n = 200_000_000  // 400 MB of f16, about half of the DeciDiffusion UNet
+        let dir = TempDir()
+        defer { dir.remove() }
+        let path = dir.file("big.safetensors")
+        // write header + pattern directly (the writer would hold a second copy in memory)
+        let header = Array("{\"h\":{\"dtype\":\"F16\",\"shape\":[\(n)],\"data_offsets\":[0,\(2 * n)]}}".utf8)
+        let padded = header + [UInt8](repeating: 0x20, count: (8 - header.count % 8) % 8)
+        var data = leBytes([UInt64(padded.count)]) + padded
+        data.reserveCapacity(data.count + 2 * n)
+        for i in 0..<n { let h = UInt16(truncatingIfNeeded: i &* 40503); data.append(UInt8(h & 0xFF)); data.append(UInt8(h >> 8)) }
+        _ = FileManager.default.createFile(atPath: path, contents: Data(data))
+        data = []
+        let t = try SafeTensorsFile(path: path).tensor("h")
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { out.deallocate() }
+        let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: n)
+        defer { bits.deallocate() }
+        try t.convertFloats(into: out)  // first touch: page faults and reads
+        var best = Double.infinity, bestB = Double.infinity
+        for _ in 0..<3 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try t.convertFloats(into: out)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            try t.convertBFloat16Bits(into: bits)
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            best = min(best, Double(t1 - t0) / 1e9)
+            bestB = min(bestB, Double(t2 - t1) / 1e9)
+        }
+        print("f16 -> f32: \(n) elements in \(best) s = \(Double(2 * n) / best / 1e9) GB/s read; f16 -> bf16: \(bestB) s")
+        for i in stride(from: 0, to: n, by: 9_999_991) {
+            let h = UInt16(truncatingIfNeeded: i &* 40503)
+            let f = WeightConversion.float(fromHalfBits: h)
+            #expect(out[i].bitPattern == f.bitPattern || (out[i].isNaN && f.isNaN))
+            #expect(bits[i] == WeightConversion.bfloat16Bits(from: f) || (f.isNaN && bits[i] & 0x7FFF > 0x7F80))
+        }
     }
 }

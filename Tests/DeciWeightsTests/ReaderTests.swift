@@ -127,4 +127,17 @@ import Testing
         #expect(try file.tensor("b").floats() == [1, 0x1p-24, -.infinity])
         #expect(file.metadata == nil)
     }
+
+    @Test func firstDimensionSlices() throws {
+        let file = try SafeTensorsFile(path: path)
+        let t = try file.tensor("model.f32")  // [2, 3, 4], values i * 0.5 - 3
+        let second = try t.slicingFirstDimension(1..<2)
+        #expect(second.shape == [1, 3, 4] && second.name == "model.f32[1..<2]")
+        #expect(try second.floats() == (12..<24).map { Float($0) * 0.5 - 3 })
+        let half = try file.tensor("model.f16").slicingFirstDimension(1..<3)  // [3, 4] -> rows 1, 2
+        #expect(try half.floats() == Array(try file.tensor("model.f16").floats()[4..<12]))
+        #expect(try t.slicingFirstDimension(2..<2).elementCount == 0)
+        expectWeightsError(.invalidShape, file: path, key: "model.f32", contains: ["1..<3"]) { _ = try t.slicingFirstDimension(1..<3) }
+        expectWeightsError(.invalidShape, file: path, key: "scalar") { _ = try file.tensor("scalar").slicingFirstDimension(0..<1) }
+    }
 }
