@@ -55,3 +55,12 @@ func combine(_ first: (Float, [Float]), _ rest: (Float, [Float])...) -> [Float] 
     }
     return acc
 }
+
+// Scalar transcendentals, correctly rounded to float32 (evaluated in Double): the float32 results
+// of libm and of torch's vectorised kernels can each be an ulp off, and differently so; the
+// exactly rounded value is the reproducible choice (see the fixture generator's exact-rounding run).
+import Foundation
+
+@inline(__always) func exp32(_ x: Float) -> Float { Float(Foundation.exp(Double(x))) }
+@inline(__always) func log32(_ x: Float) -> Float { Float(Foundation.log(Double(x))) }
+@inline(__always) func expm132(_ x: Float) -> Float { Float(Foundation.expm1(Double(x))) }

@@ -91,7 +91,7 @@ public struct DDPMScheduler: Scheduler {
             let scale: Float
             switch varianceType {
             case .fixedSmall: scale = variance.squareRoot()
-            case .fixedSmallLog: scale = exp(0.5 * log(variance))
+            case .fixedSmallLog: scale = exp32(0.5 * log32(variance))
             case .fixedLarge: scale = currentBeta.squareRoot()
             case .fixedLargeLog, .learned, .learnedRange: scale = 0  // refused in init
             }

@@ -87,7 +87,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             throw .invalidStepCount(scheduler: className, steps: steps, reason: "must be within 1...\(trainSteps)")
         }
         // Timesteps whose log-SNR falls below lambda_min_clipped are cut from the top.
-        let lambdas = schedule.alphasCumprod.map { log($0.squareRoot()) - log((1 - $0).squareRoot()) }
+        let lambdas = schedule.alphasCumprod.map { log32($0.squareRoot()) - log32((1 - $0).squareRoot()) }
         let clipped = lambdas.reversed().filter { $0 < Float(lambdaMinClipped) }.count
         let last = trainSteps - clipped
         var ts = Spacing.multistepTimesteps(timestepSpacing, steps: steps, trainSteps: trainSteps, last: last, offset: stepsOffset)
@@ -138,7 +138,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         return map2(sample, x0) { (s, x) in (s - alpha * x) / sigmaT }
     }
 
-    private func lambda(_ alpha: Float, _ sigma: Float) -> Float { log(alpha) - log(sigma) }
+    private func lambda(_ alpha: Float, _ sigma: Float) -> Float { log32(alpha) - log32(sigma) }
 
     public mutating func step(modelOutput: [Float], timestep: Float, sample: [Float],
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
@@ -174,15 +174,15 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         let h = lambda(alphaT, sigmaT) - lambda(alphaS, sigmaS)
         switch algorithm {
         case .dpmSolverPlusPlus, .deis:
-            return combine((sigmaT / sigmaS, sample), (-(alphaT * (exp(-h) - 1)), m))
+            return combine((sigmaT / sigmaS, sample), (-(alphaT * (exp32(-h) - 1)), m))
         case .dpmSolver:
-            return combine((alphaT / alphaS, sample), (-(sigmaT * (exp(h) - 1)), m))
+            return combine((alphaT / alphaS, sample), (-(sigmaT * (exp32(h) - 1)), m))
         case .sdeDPMSolverPlusPlus:
-            return combine((sigmaT / sigmaS * exp(-h), sample), (alphaT * (1 - exp(-2 * h)), m),
-                           (sigmaT * (1 - exp(-2 * h)).squareRoot(), noise ?? sample))
+            return combine((sigmaT / sigmaS * exp32(-h), sample), (alphaT * (1 - exp32(-2 * h)), m),
+                           (sigmaT * (1 - exp32(-2 * h)).squareRoot(), noise ?? sample))
         case .sdeDPMSolver:
-            return combine((alphaT / alphaS, sample), (-(2 * (sigmaT * (exp(h) - 1))), m),
-                           (sigmaT * (exp(2 * h) - 1).squareRoot(), noise ?? sample))
+            return combine((alphaT / alphaS, sample), (-(2 * (sigmaT * (exp32(h) - 1))), m),
+                           (sigmaT * (exp32(2 * h) - 1).squareRoot(), noise ?? sample))
         }
     }
 
@@ -200,33 +200,33 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         let z = noise ?? sample
         switch (algorithm, solverType) {
         case (.dpmSolverPlusPlus, .heun), (.deis, .heun):
-            return combine((sigmaT / sigmaS0, sample), (-(alphaT * (exp(-h) - 1)), d0),
-                           (alphaT * ((exp(-h) - 1) / h + 1), d1))
+            return combine((sigmaT / sigmaS0, sample), (-(alphaT * (exp32(-h) - 1)), d0),
+                           (alphaT * ((exp32(-h) - 1) / h + 1), d1))
         case (.dpmSolverPlusPlus, _), (.deis, _):
-            return combine((sigmaT / sigmaS0, sample), (-(alphaT * (exp(-h) - 1)), d0),
-                           (-(0.5 * (alphaT * (exp(-h) - 1))), d1))
+            return combine((sigmaT / sigmaS0, sample), (-(alphaT * (exp32(-h) - 1)), d0),
+                           (-(0.5 * (alphaT * (exp32(-h) - 1))), d1))
         case (.dpmSolver, .heun):
-            return combine((alphaT / alphaS0, sample), (-(sigmaT * (exp(h) - 1)), d0),
-                           (-(sigmaT * ((exp(h) - 1) / h - 1)), d1))
+            return combine((alphaT / alphaS0, sample), (-(sigmaT * (exp32(h) - 1)), d0),
+                           (-(sigmaT * ((exp32(h) - 1) / h - 1)), d1))
         case (.dpmSolver, _):
-            return combine((alphaT / alphaS0, sample), (-(sigmaT * (exp(h) - 1)), d0),
-                           (-(0.5 * (sigmaT * (exp(h) - 1))), d1))
+            return combine((alphaT / alphaS0, sample), (-(sigmaT * (exp32(h) - 1)), d0),
+                           (-(0.5 * (sigmaT * (exp32(h) - 1))), d1))
         case (.sdeDPMSolverPlusPlus, .heun):
-            return combine((sigmaT / sigmaS0 * exp(-h), sample), (alphaT * (1 - exp(-2 * h)), d0),
-                           (alphaT * ((1 - exp(-2 * h)) / (-2 * h) + 1), d1),
-                           (sigmaT * (1 - exp(-2 * h)).squareRoot(), z))
+            return combine((sigmaT / sigmaS0 * exp32(-h), sample), (alphaT * (1 - exp32(-2 * h)), d0),
+                           (alphaT * ((1 - exp32(-2 * h)) / (-2 * h) + 1), d1),
+                           (sigmaT * (1 - exp32(-2 * h)).squareRoot(), z))
         case (.sdeDPMSolverPlusPlus, _):
-            return combine((sigmaT / sigmaS0 * exp(-h), sample), (alphaT * (1 - exp(-2 * h)), d0),
-                           (0.5 * (alphaT * (1 - exp(-2 * h))), d1),
-                           (sigmaT * (1 - exp(-2 * h)).squareRoot(), z))
+            return combine((sigmaT / sigmaS0 * exp32(-h), sample), (alphaT * (1 - exp32(-2 * h)), d0),
+                           (0.5 * (alphaT * (1 - exp32(-2 * h))), d1),
+                           (sigmaT * (1 - exp32(-2 * h)).squareRoot(), z))
         case (.sdeDPMSolver, .heun):
-            return combine((alphaT / alphaS0, sample), (-(2 * (sigmaT * (exp(h) - 1))), d0),
-                           (-(2 * (sigmaT * ((exp(h) - 1) / h - 1))), d1),
-                           (sigmaT * (exp(2 * h) - 1).squareRoot(), z))
+            return combine((alphaT / alphaS0, sample), (-(2 * (sigmaT * (exp32(h) - 1))), d0),
+                           (-(2 * (sigmaT * ((exp32(h) - 1) / h - 1))), d1),
+                           (sigmaT * (exp32(2 * h) - 1).squareRoot(), z))
         case (.sdeDPMSolver, _):
-            return combine((alphaT / alphaS0, sample), (-(2 * (sigmaT * (exp(h) - 1))), d0),
-                           (-(sigmaT * (exp(h) - 1)), d1),
-                           (sigmaT * (exp(2 * h) - 1).squareRoot(), z))
+            return combine((alphaT / alphaS0, sample), (-(2 * (sigmaT * (exp32(h) - 1))), d0),
+                           (-(sigmaT * (exp32(h) - 1)), d1),
+                           (sigmaT * (exp32(2 * h) - 1).squareRoot(), z))
         }
     }
 
@@ -250,19 +250,19 @@ public struct DPMSolverMultistepScheduler: Scheduler {
         let d2 = map1(diff) { w2 * $0 }
         switch algorithm {
         case .dpmSolverPlusPlus, .deis:
-            return combine((sigmaT / sigmaS0, sample), (-(alphaT * (exp(-h) - 1)), m0),
-                           (alphaT * ((exp(-h) - 1) / h + 1), d1),
-                           (-(alphaT * ((exp(-h) - 1 + h) / (h * h) - 0.5)), d2))
+            return combine((sigmaT / sigmaS0, sample), (-(alphaT * (exp32(-h) - 1)), m0),
+                           (alphaT * ((exp32(-h) - 1) / h + 1), d1),
+                           (-(alphaT * ((exp32(-h) - 1 + h) / (h * h) - 0.5)), d2))
         case .dpmSolver:
-            return combine((alphaT / alphaS0, sample), (-(sigmaT * (exp(h) - 1)), m0),
-                           (-(sigmaT * ((exp(h) - 1) / h - 1)), d1),
-                           (-(sigmaT * ((exp(h) - 1 - h) / (h * h) - 0.5)), d2))
+            return combine((alphaT / alphaS0, sample), (-(sigmaT * (exp32(h) - 1)), m0),
+                           (-(sigmaT * ((exp32(h) - 1) / h - 1)), d1),
+                           (-(sigmaT * ((exp32(h) - 1 - h) / (h * h) - 0.5)), d2))
         case .sdeDPMSolverPlusPlus, .sdeDPMSolver:
             // sde-dpmsolver is refused at order 3 in init, as diffusers has no update for it.
-            return combine((sigmaT / sigmaS0 * exp(-h), sample), (alphaT * (1 - exp(-2 * h)), m0),
-                           (alphaT * ((1 - exp(-2 * h)) / (-2 * h) + 1), d1),
-                           (alphaT * ((1 - exp(-2 * h) - 2 * h) / ((2 * h) * (2 * h)) - 0.5), d2),
-                           (sigmaT * (1 - exp(-2 * h)).squareRoot(), noise ?? sample))
+            return combine((sigmaT / sigmaS0 * exp32(-h), sample), (alphaT * (1 - exp32(-2 * h)), m0),
+                           (alphaT * ((1 - exp32(-2 * h)) / (-2 * h) + 1), d1),
+                           (alphaT * ((1 - exp32(-2 * h) - 2 * h) / ((2 * h) * (2 * h)) - 0.5), d2),
+                           (sigmaT * (1 - exp32(-2 * h)).squareRoot(), noise ?? sample))
         }
     }
 

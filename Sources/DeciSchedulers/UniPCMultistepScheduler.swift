@@ -108,7 +108,7 @@ public struct UniPCMultistepScheduler: Scheduler {
 
     private func lambda(_ sigma: Float) -> (alpha: Float, sigma: Float, lambda: Float) {
         let (a, s) = Parameterization.alphaSigma(fromVE: sigma)
-        return (a, s, log(a) - log(s))
+        return (a, s, log32(a) - log32(s))
     }
 
     private func convert(_ output: [Float], sample: [Float], sigma: Float) -> [Float] {
@@ -123,10 +123,10 @@ public struct UniPCMultistepScheduler: Scheduler {
     /// The phi-function right-hand side b and B(h) of the UniPC linear systems, for `order` terms.
     private func coefficients(h: Float, order: Int) -> (hPhi1: Float, bh: Float, b: [Float]) {
         let hh = predictX0 ? -h : h
-        let hPhi1 = expm1(hh)
+        let hPhi1 = expm132(hh)
         var hPhiK = hPhi1 / hh - 1
         var factorial = 1
-        let bh = solverType == .bh1 ? hh : expm1(hh)
+        let bh = solverType == .bh1 ? hh : expm132(hh)
         var b: [Float] = []
         for i in 1...max(order, 1) {
             b.append(hPhiK * Float(factorial) / bh)
@@ -136,12 +136,18 @@ public struct UniPCMultistepScheduler: Scheduler {
         return (hPhi1, bh, b)
     }
 
-    /// Solves R x = b by Gaussian elimination with partial pivoting (LAPACK gesv's method), where
-    /// R[i][k] = rks[k]^i.
+    /// Solves R x = b, R[i][k] = rks[k]^i (entries rounded to float32 as torch.pow makes them), by
+    /// Gaussian elimination with partial pivoting in Double, rounding the solution to float32.
     private func solveVandermonde(_ rks: [Float], _ b: [Float]) -> [Float] {
         let n = b.count
-        var a = (0..<n).map { i in (0..<n).map { k in i == 0 ? Float(1) : pow(rks[k], Float(i)) } }
-        var x = b
+        var a: [[Double]] = (0..<n).map { i in
+            (0..<n).map { k in
+                var p: Float = 1
+                for _ in 0..<i { p *= rks[k] }
+                return Double(p)
+            }
+        }
+        var x = b.map { Double($0) }
         for col in 0..<n {
             var pivot = col
             for r in (col + 1)..<n where abs(a[r][col]) > abs(a[pivot][col]) { pivot = r }
@@ -158,7 +164,7 @@ public struct UniPCMultistepScheduler: Scheduler {
             for k in (col + 1)..<n { s -= a[col][k] * x[k] }
             x[col] = s / a[col][col]
         }
-        return x
+        return x.map { Float($0) }
     }
 
     private func predictor(sample x: [Float], order: Int) -> [Float] {
