@@ -1,0 +1,188 @@
+// The CLIP text transformer as transformers' CLIPTextModel (modeling_clip.py) computes it and
+// diffusers' StableDiffusionPipeline.encode_prompt uses it (including clip_skip). Sequences are
+// `[batch, tokens, hidden]`; property names are the checkpoint keys.
+import DeciTensor
+import DeciWeights
+import Foundation
+
+/// Token ids that a ``CLIPTextModel`` cannot encode, or a `clipSkip` out of range.
+public struct CLIPTextInputError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// CLIP's text tower: token + position embeddings, pre-LayerNorm transformer layers with causal
+/// self-attention, and a final LayerNorm. Stable Diffusion conditions on its last hidden state.
+///
+/// Weights come from a transformers checkpoint (`text_encoder/model.safetensors`, float32, float16
+/// or bfloat16), with keys under `text_model.` as the public checkpoints store them, or without that
+/// prefix as transformers 5 writes them. Immutable after loading; safe to share across threads.
+public final class CLIPTextModel: Sendable {
+    public let config: CLIPTextConfig
+    public let precision: Precision
+    /// `[vocab, hidden]`, row per token id.
+    let token_embedding: [Float]
+    /// `[maxPositions, hidden]`.
+    let position_embedding: [Float]
+    let layers: [CLIPEncoderLayer]
+    let final_layer_norm: LayerNorm
+
+    /// Builds the model from the keys under `weights` (`embeddings.…`, `encoder.layers.{i}.…`,
+    /// `final_layer_norm.…`) and then fails if the scope holds tensors the model did not use
+    /// (the `position_ids` buffer excepted).
+    public init(config: CLIPTextConfig, weights w: WeightScope, precision: Precision) throws(ModelError) {
+        try config.validate()
+        self.config = config
+        self.precision = precision
+        let h = config.hiddenSize
+        token_embedding = try w.floats("embeddings.token_embedding.weight", shape: [config.vocabSize, h])
+        position_embedding = try w.floats("embeddings.position_embedding.weight", shape: [config.maxPositionEmbeddings, h])
+        var layers: [CLIPEncoderLayer] = []
+        for i in 0..<config.numHiddenLayers {
+            layers.append(try CLIPEncoderLayer(w.scoped("encoder.layers.\(i)."), hidden: h, intermediate: config.intermediateSize,
+                                               heads: config.numAttentionHeads, activation: config.activation,
+                                               eps: config.layerNormEps, causal: true, precision: precision))
+        }
+        self.layers = layers
+        final_layer_norm = try w.layerNorm("final_layer_norm", channels: h, eps: config.layerNormEps)
+        do { try w.finish() } catch { throw .weights(error) }
+    }
+
+    /// Builds the model from a text encoder's own weights file(s): keys under `text_model.` when
+    /// the store has them, else unprefixed. Any tensor outside the model is an error.
+    public convenience init(config: CLIPTextConfig, weights store: WeightStore, precision: Precision) throws(ModelError) {
+        let prefix = store.contains("text_model.embeddings.token_embedding.weight") ? "text_model." : ""
+        try self.init(config: config, weights: store.scoped(prefix), precision: precision)
+        do { try store.finish() } catch { throw .weights(error) }
+    }
+
+    /// Loads a checkpoint's `text_encoder/` folder: `config.json` and the weights that
+    /// ``ComponentWeights/locate(in:variant:)`` picks (e.g. `model.safetensors`, or
+    /// `model.fp16.safetensors` for `variant: "fp16"`).
+    public static func load(folder: String, variant: String? = nil, precision: Precision) throws(ModelError) -> CLIPTextModel {
+        let config = try CLIPTextConfig.load(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent("config.json"))
+        let store: WeightStore
+        do { store = try WeightStore.openComponent(folder, variant: variant) } catch { throw .weights(error) }
+        return try CLIPTextModel(config: config, weights: store, precision: precision)
+    }
+
+    /// Parameters held (as the checkpoint counts them).
+    public var parameterCount: Int { config.parameterCount }
+
+    /// Encodes token ids (`[batch][tokens]`, every row the same length, at most
+    /// `max_position_embeddings`, usually 77 with padding) to `[batch, tokens, hidden]`.
+    ///
+    /// `clipSkip` follows diffusers' `clip_skip`: 0 gives the last hidden state; k > 0 the output of
+    /// layer `numHiddenLayers - k` with the final LayerNorm applied (k = 1 is the penultimate layer,
+    /// what other tools call "clip skip 2"); the skipped layers are not computed. No attention mask
+    /// is applied, as in diffusers for CLIP text encoders: padding tokens take part in the causal
+    /// attention like any other token.
+    public func callAsFunction(_ ids: [[Int32]], clipSkip: Int = 0) throws(CLIPTextInputError) -> Tensor {
+        guard clipSkip >= 0, clipSkip <= layers.count else {
+            throw CLIPTextInputError("clipSkip \(clipSkip) is outside 0...\(layers.count) (the text encoder has \(layers.count) layers)")
+        }
+        var h = try embed(ids)
+        for layer in layers.prefix(layers.count - clipSkip) { h = layer(h) }
+        return final_layer_norm(h)
+    }
+
+    /// Token embedding plus position embedding, `[batch, tokens, hidden]`.
+    func embed(_ ids: [[Int32]]) throws(CLIPTextInputError) -> Tensor {
+        let batch = ids.count
+        guard batch > 0, let tokens = ids.first?.count, tokens > 0 else { throw CLIPTextInputError("no token ids to encode") }
+        guard tokens <= config.maxPositionEmbeddings else {
+            throw CLIPTextInputError("\(tokens) tokens exceed max_position_embeddings \(config.maxPositionEmbeddings)")
+        }
+        for (b, row) in ids.enumerated() {
+            guard row.count == tokens else { throw CLIPTextInputError("row \(b) has \(row.count) token ids, row 0 has \(tokens)") }
+            if let bad = row.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+                throw CLIPTextInputError("row \(b), position \(bad): token id \(row[bad]) is outside the vocabulary 0..<\(config.vocabSize)")
+            }
+        }
+        let hidden = config.hiddenSize
+        let out = Tensor(shape: [batch, tokens, hidden])
+        token_embedding.withUnsafeBufferPointer { tok in
+            position_embedding.withUnsafeBufferPointer { pos in
+                for (b, row) in ids.enumerated() {
+                    for (p, id) in row.enumerated() {
+                        let dst = out.pointer + (b * tokens + p) * hidden
+                        let t = Int(id) * hidden, q = p * hidden
+                        for i in 0..<hidden { dst[i] = tok[t + i] + pos[q + i] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// transformers' `CLIPEncoderLayer`: `x + attn(LN1(x))`, then `h + mlp(LN2(h))`. Causal in the
+/// text tower; the same layer without the mask forms CLIP's vision tower.
+public final class CLIPEncoderLayer: Sendable {
+    let layer_norm1: LayerNorm
+    let self_attn: CLIPAttention
+    let layer_norm2: LayerNorm
+    let mlp: CLIPMLP
+
+    public init(_ w: WeightScope, hidden: Int, intermediate: Int, heads: Int, activation: Activation, eps: Float, causal: Bool,
+                precision: Precision) throws(ModelError) {
+        layer_norm1 = try w.layerNorm("layer_norm1", channels: hidden, eps: eps)
+        self_attn = try CLIPAttention(w.scoped("self_attn."), hidden: hidden, heads: heads, causal: causal, precision: precision)
+        layer_norm2 = try w.layerNorm("layer_norm2", channels: hidden, eps: eps)
+        mlp = try CLIPMLP(w.scoped("mlp."), hidden: hidden, intermediate: intermediate, activation: activation, precision: precision)
+    }
+
+    /// `x` `[batch, tokens, hidden]`.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = self_attn(layer_norm1(x), residual: x)
+        return mlp(layer_norm2(h), residual: h)
+    }
+}
+
+/// transformers' `CLIPAttention` (q_proj, k_proj, v_proj, out_proj, all with biases), with q/k/v
+/// as one fused matmul. Scale 1/sqrt(head dim).
+public final class CLIPAttention: Sendable {
+    public let heads: Int
+    public let hidden: Int
+    public let causal: Bool
+    let precision: Precision
+    let qkv_proj: Linear
+    let out_proj: Linear
+
+    public init(_ w: WeightScope, hidden: Int, heads: Int, causal: Bool, precision: Precision) throws(ModelError) {
+        guard heads > 0, hidden % heads == 0 else { throw .config("\(w.prefix): \(hidden) channels do not split into \(heads) heads") }
+        self.heads = heads
+        self.hidden = hidden
+        self.causal = causal
+        self.precision = precision
+        qkv_proj = try w.fusedLinear(["q_proj", "k_proj", "v_proj"], in: hidden, out: hidden, bias: true, precision: precision)
+        out_proj = try w.linear("out_proj", in: hidden, out: hidden, precision: precision)
+    }
+
+    /// `x` `[batch, tokens, hidden]`; `residual` is added after the output projection.
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
+        let c = hidden
+        let qkv = qkv_proj(x)
+        let attended = Ops.attention(q: qkv.columns(0, c), k: qkv.columns(c, c), v: qkv.columns(2 * c, c), batch: x.shape[0],
+                                     heads: heads, causal: causal, precision: precision)
+        return out_proj(attended, residual: residual)
+    }
+}
+
+/// transformers' `CLIPMLP`: fc1 with the activation fused, then fc2.
+public final class CLIPMLP: Sendable {
+    let fc1: Linear
+    let fc2: Linear
+    public let activation: Activation
+
+    public init(_ w: WeightScope, hidden: Int, intermediate: Int, activation: Activation, precision: Precision) throws(ModelError) {
+        fc1 = try w.linear("fc1", in: hidden, out: intermediate, precision: precision)
+        fc2 = try w.linear("fc2", in: intermediate, out: hidden, precision: precision)
+        self.activation = activation
+    }
+
+    /// `residual` is added after fc2.
+    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
+        fc2(fc1(x, activation: activation), residual: residual)
+    }
+}
