@@ -1,0 +1,222 @@
+// The `vae/config.json` of a diffusers AutoencoderKL (matches diffusers `AutoencoderKL.__init__`
+// arguments and defaults, diffusers 0.42).
+import Foundation
+
+/// Settings of a diffusers `AutoencoderKL`, decoded from its `config.json`.
+///
+/// Missing keys take diffusers' defaults; unknown keys are ignored; `null` counts as missing.
+/// Values the engine cannot run (other block types, other activations) are rejected by
+/// ``validate()`` with an error naming the key and value.
+public struct AutoencoderKLConfig: Codable, Sendable, Equatable {
+    public var inChannels = 3
+    public var outChannels = 3
+    public var downBlockTypes = ["DownEncoderBlock2D"]
+    public var upBlockTypes = ["UpDecoderBlock2D"]
+    public var blockOutChannels = [64]
+    public var layersPerBlock = 1
+    public var actFn = "silu"
+    public var latentChannels = 4
+    public var normNumGroups = 32
+    /// Image side the VAE was trained at; the tile size of tiled decoding. A `[h, w]` list in the
+    /// file is read as its first entry, as diffusers does for the latent tile.
+    public var sampleSize = 32
+    /// Latents given to the denoiser are `(z - shiftFactor) * scalingFactor`.
+    public var scalingFactor: Double = 0.18215
+    public var shiftFactor: Double?
+    /// Per-channel latent statistics some newer VAEs carry (SDXL-style pipelines use them); kept
+    /// for the pipeline, unused by the Stable Diffusion pipeline.
+    public var latentsMean: [Double]?
+    public var latentsStd: [Double]?
+    /// The checkpoint asks to be run in float32 even when the rest of the pipeline is not.
+    public var forceUpcast = true
+    public var useQuantConv = true
+    public var usePostQuantConv = true
+    public var midBlockAddAttention = true
+
+    enum CodingKeys: String, CodingKey {
+        case inChannels = "in_channels"
+        case outChannels = "out_channels"
+        case downBlockTypes = "down_block_types"
+        case upBlockTypes = "up_block_types"
+        case blockOutChannels = "block_out_channels"
+        case layersPerBlock = "layers_per_block"
+        case actFn = "act_fn"
+        case latentChannels = "latent_channels"
+        case normNumGroups = "norm_num_groups"
+        case sampleSize = "sample_size"
+        case scalingFactor = "scaling_factor"
+        case shiftFactor = "shift_factor"
+        case latentsMean = "latents_mean"
+        case latentsStd = "latents_std"
+        case forceUpcast = "force_upcast"
+        case useQuantConv = "use_quant_conv"
+        case usePostQuantConv = "use_post_quant_conv"
+        case midBlockAddAttention = "mid_block_add_attention"
+    }
+
+    /// The defaults of diffusers' `AutoencoderKL()`.
+    public init() {}
+
+    /// The Stable Diffusion 1.x VAE (DeciDiffusion's `vae/`): 83,653,863 parameters.
+    public static var stableDiffusion: AutoencoderKLConfig {
+        var c = AutoencoderKLConfig()
+        c.downBlockTypes = Array(repeating: "DownEncoderBlock2D", count: 4)
+        c.upBlockTypes = Array(repeating: "UpDecoderBlock2D", count: 4)
+        c.blockOutChannels = [128, 256, 512, 512]
+        c.layersPerBlock = 2
+        c.sampleSize = 512
+        return c
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        var s = AutoencoderKLConfig()
+        func read<T: Decodable>(_ key: CodingKeys, into value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.inChannels, into: &s.inChannels)
+        try read(.outChannels, into: &s.outChannels)
+        try read(.downBlockTypes, into: &s.downBlockTypes)
+        try read(.upBlockTypes, into: &s.upBlockTypes)
+        try read(.blockOutChannels, into: &s.blockOutChannels)
+        try read(.layersPerBlock, into: &s.layersPerBlock)
+        try read(.actFn, into: &s.actFn)
+        try read(.latentChannels, into: &s.latentChannels)
+        try read(.normNumGroups, into: &s.normNumGroups)
+        if let side = try? c.decodeIfPresent(Int.self, forKey: .sampleSize) {
+            s.sampleSize = side
+        } else if let sides = try c.decodeIfPresent([Int].self, forKey: .sampleSize), let first = sides.first {
+            s.sampleSize = first
+        }
+        try read(.scalingFactor, into: &s.scalingFactor)
+        s.shiftFactor = try c.decodeIfPresent(Double.self, forKey: .shiftFactor)
+        s.latentsMean = try c.decodeIfPresent([Double].self, forKey: .latentsMean)
+        s.latentsStd = try c.decodeIfPresent([Double].self, forKey: .latentsStd)
+        try read(.forceUpcast, into: &s.forceUpcast)
+        try read(.useQuantConv, into: &s.useQuantConv)
+        try read(.usePostQuantConv, into: &s.usePostQuantConv)
+        try read(.midBlockAddAttention, into: &s.midBlockAddAttention)
+        self = s
+    }
+
+    /// Reads and validates `config.json` at `path`.
+    public static func load(_ path: String) throws(ModelError) -> AutoencoderKLConfig {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw .config("\(path): cannot read: \(error.localizedDescription)")
+        }
+        let config: AutoencoderKLConfig
+        do { config = try JSONDecoder().decode(AutoencoderKLConfig.self, from: data) } catch {
+            throw .config("\(path): not a valid AutoencoderKL config: \(describe(error))")
+        }
+        do { try config.validate() } catch {
+            if case .config(let m) = error { throw .config("\(path): \(m)") }
+            throw error
+        }
+        return config
+    }
+
+    /// Checks that the engine can build this VAE; the error names the offending key and value.
+    public func validate() throws(ModelError) {
+        func fail(_ m: String) -> ModelError { .config(m) }
+        guard !blockOutChannels.isEmpty else { throw fail("block_out_channels is empty") }
+        if let bad = blockOutChannels.first(where: { $0 <= 0 }) { throw fail("block_out_channels has \(bad); widths must be positive") }
+        guard downBlockTypes.count == blockOutChannels.count else {
+            throw fail("down_block_types has \(downBlockTypes.count) entries but block_out_channels has \(blockOutChannels.count)")
+        }
+        guard upBlockTypes.count == blockOutChannels.count else {
+            throw fail("up_block_types has \(upBlockTypes.count) entries but block_out_channels has \(blockOutChannels.count)")
+        }
+        if let bad = downBlockTypes.first(where: { $0 != "DownEncoderBlock2D" }) {
+            throw fail("down_block_types contains \"\(bad)\"; only DownEncoderBlock2D is supported (Stable Diffusion VAEs use no other)")
+        }
+        if let bad = upBlockTypes.first(where: { $0 != "UpDecoderBlock2D" }) {
+            throw fail("up_block_types contains \"\(bad)\"; only UpDecoderBlock2D is supported (Stable Diffusion VAEs use no other)")
+        }
+        guard actFn == "silu" || actFn == "swish" else { throw fail("act_fn \"\(actFn)\" is not supported; only silu (swish)") }
+        guard layersPerBlock >= 1 else { throw fail("layers_per_block \(layersPerBlock) must be at least 1") }
+        guard inChannels > 0, outChannels > 0, latentChannels > 0 else {
+            throw fail("in_channels \(inChannels), out_channels \(outChannels), latent_channels \(latentChannels) must be positive")
+        }
+        guard normNumGroups > 0 else { throw fail("norm_num_groups \(normNumGroups) must be positive") }
+        if let bad = blockOutChannels.first(where: { $0 % normNumGroups != 0 }) {
+            throw fail("block_out_channels entry \(bad) is not divisible by norm_num_groups \(normNumGroups)")
+        }
+        guard scalingFactor.isFinite, scalingFactor != 0 else { throw fail("scaling_factor \(scalingFactor) must be finite and non-zero") }
+        if let s = shiftFactor, !s.isFinite { throw fail("shift_factor \(s) must be finite") }
+        guard sampleSize > 0 else { throw fail("sample_size \(sampleSize) must be positive") }
+    }
+
+    /// Image pixels per latent pixel along each side: 2^(blocks - 1) (8 for Stable Diffusion).
+    public var downscaleFactor: Int { 1 << (blockOutChannels.count - 1) }
+
+    /// Every tensor a complete checkpoint of this configuration holds, with its PyTorch shape, in
+    /// current diffusers naming. Lets a caller check a file before loading it and count
+    /// parameters without weights.
+    public func checkpointShapes() -> [String: [Int]] {
+        var s: [String: [Int]] = [:]
+        func conv(_ k: String, _ i: Int, _ o: Int, _ size: Int) {
+            s["\(k).weight"] = [o, i, size, size]
+            s["\(k).bias"] = [o]
+        }
+        func norm(_ k: String, _ c: Int) {
+            s["\(k).weight"] = [c]
+            s["\(k).bias"] = [c]
+        }
+        func resnet(_ k: String, _ i: Int, _ o: Int) {
+            norm("\(k).norm1", i)
+            conv("\(k).conv1", i, o, 3)
+            norm("\(k).norm2", o)
+            conv("\(k).conv2", o, o, 3)
+            if i != o { conv("\(k).conv_shortcut", i, o, 1) }
+        }
+        func mid(_ k: String, _ c: Int) {
+            resnet("\(k).resnets.0", c, c)
+            resnet("\(k).resnets.1", c, c)
+            guard midBlockAddAttention else { return }
+            norm("\(k).attentions.0.group_norm", c)
+            for p in ["to_q", "to_k", "to_v", "to_out.0"] {
+                s["\(k).attentions.0.\(p).weight"] = [c, c]
+                s["\(k).attentions.0.\(p).bias"] = [c]
+            }
+        }
+        let ch = blockOutChannels, last = ch.count - 1
+        conv("encoder.conv_in", inChannels, ch[0], 3)
+        var cin = ch[0]
+        for (i, cout) in ch.enumerated() {
+            for j in 0..<layersPerBlock { resnet("encoder.down_blocks.\(i).resnets.\(j)", j == 0 ? cin : cout, cout) }
+            if i != last { conv("encoder.down_blocks.\(i).downsamplers.0.conv", cout, cout, 3) }
+            cin = cout
+        }
+        mid("encoder.mid_block", ch[last])
+        norm("encoder.conv_norm_out", ch[last])
+        conv("encoder.conv_out", ch[last], 2 * latentChannels, 3)
+        if useQuantConv { conv("quant_conv", 2 * latentChannels, 2 * latentChannels, 1) }
+        if usePostQuantConv { conv("post_quant_conv", latentChannels, latentChannels, 1) }
+        conv("decoder.conv_in", latentChannels, ch[last], 3)
+        mid("decoder.mid_block", ch[last])
+        cin = ch[last]
+        for (i, cout) in ch.reversed().enumerated() {
+            for j in 0...layersPerBlock { resnet("decoder.up_blocks.\(i).resnets.\(j)", j == 0 ? cin : cout, cout) }
+            if i != last { conv("decoder.up_blocks.\(i).upsamplers.0.conv", cout, cout, 3) }
+            cin = cout
+        }
+        norm("decoder.conv_norm_out", ch[0])
+        conv("decoder.conv_out", ch[0], outChannels, 3)
+        return s
+    }
+
+    /// Parameters of a complete checkpoint (83,653,863 for Stable Diffusion's VAE).
+    public var parameterCount: Int { checkpointShapes().values.reduce(0) { $0 + $1.reduce(1, *) } }
+}
+
+private func describe(_ error: Error) -> String {
+    switch error {
+    case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx),
+         DecodingError.keyNotFound(_, let ctx), DecodingError.dataCorrupted(let ctx):
+        let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+        return path.isEmpty ? ctx.debugDescription : "\(path): \(ctx.debugDescription)"
+    default:
+        return "\(error)"
+    }
+}
