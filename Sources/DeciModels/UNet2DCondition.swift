@@ -1,0 +1,169 @@
+// diffusers' UNet2DConditionModel (unet_2d_condition.py, unet_2d_blocks.py) for Stable Diffusion
+// 1.x/2.x configs: CrossAttnDownBlock2D / DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D /
+// CrossAttnUpBlock2D. Activations NHWC; property names are checkpoint keys.
+import DeciTensor
+import DeciWeights
+import Foundation
+
+/// The Stable Diffusion UNet (diffusers `UNet2DConditionModel`), e.g. SD 1.5 — the baseline
+/// DeciDiffusion is compared with, and the `unet/` folder of SD-family checkpoints.
+///
+/// Skips follow diffusers: conv_in's output, every resnet (after its attention, in cross-attention
+/// blocks) and every downsample; each up-block resnet concatenates `[h, newest skip]`.
+public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
+    public let config: UNet2DConditionConfig
+    public let precision: Precision
+    public let inChannels: Int
+    public let outChannels: Int
+    public let contextChannels: Int
+    public let latentSizeMultiple: Int
+    /// Per-module timing, off unless `DECI_PROFILE=1` or enabled explicitly.
+    public let profiler = ModuleProfiler()
+
+    let conv_in: Conv2d
+    let time_embedding: TimestepEmbedding
+    let down_blocks: [Block]
+    let mid_block: Block
+    let up_blocks: [Block]
+    let conv_norm_out: GroupNorm
+    let conv_out: Conv2d
+
+    /// A down, mid or up block: resnets[i] followed by attentions[i] when present, then a resampler.
+    /// (The mid block instead runs resnets[0], then attention i before resnet i + 1.)
+    struct Block {
+        let resnets: [ResnetBlock2D]
+        let attentions: [Transformer2DModel]
+        let downsampler: Downsample2D?
+        let upsampler: Upsample2D?
+    }
+
+    /// Loads `folder/config.json` and the folder's weights (see `WeightStore.openComponent`).
+    public static func load(folder: String, variant: String? = nil, precision: Precision) throws(ModelError) -> UNet2DConditionModel {
+        let config = try UNet2DConditionConfig.load(URL(fileURLWithPath: folder).appendingPathComponent("config.json").path)
+        let store: WeightStore
+        do { store = try WeightStore.openComponent(folder, variant: variant) } catch { throw .weights(error) }
+        return try UNet2DConditionModel(config: config, weights: store.scoped(""), precision: precision)
+    }
+
+    /// Builds the model from `weights` (keys relative to the scope) and fails if the scope holds
+    /// tensors the model does not use.
+    public init(config: UNet2DConditionConfig, weights w: WeightScope, precision: Precision) throws(ModelError) {
+        let l = try config.layout()
+        let shell = config.shell
+        let base = shell.baseChannels
+        let temb = shell.timeEmbeddingChannels
+        let groups = l.groups
+        let eps = shell.normEps
+        self.config = config
+        self.precision = precision
+        inChannels = shell.inChannels
+        outChannels = shell.outChannels
+        contextChannels = l.contextChannels
+        latentSizeMultiple = 1 << (l.down.count - 1)
+
+        conv_in = try w.conv("conv_in", in: shell.inChannels, out: base, kernel: shell.convInKernel, precision: precision)
+        time_embedding = try TimestepEmbedding(w.scoped("time_embedding."), projectionChannels: base, embeddingChannels: temb,
+                                               flipSinToCos: shell.flipSinToCos, freqShift: shell.freqShift, precision: precision)
+
+        func resnet(_ key: String, _ cin: Int, _ cout: Int) throws(ModelError) -> ResnetBlock2D {
+            try ResnetBlock2D(w.scoped(key + "."), in: cin, out: cout, tembChannels: temb, groups: groups, eps: eps, precision: precision)
+        }
+        func transformer(_ key: String, _ c: Int, heads: Int, layers: Int) throws(ModelError) -> Transformer2DModel {
+            try Transformer2DModel(w.scoped(key + "."), channels: c, heads: heads, contextChannels: l.contextChannels, layers: layers,
+                                   groups: groups, precision: precision)
+        }
+
+        var down: [Block] = []
+        for (i, b) in l.down.enumerated() {
+            var resnets: [ResnetBlock2D] = [], attentions: [Transformer2DModel] = []
+            for j in 0..<b.layers {
+                resnets.append(try resnet("down_blocks.\(i).resnets.\(j)", j == 0 ? b.inChannels : b.outChannels, b.outChannels))
+                if b.crossAttention {
+                    attentions.append(try transformer("down_blocks.\(i).attentions.\(j)", b.outChannels, heads: b.heads, layers: b.transformerLayers))
+                }
+            }
+            let ds = b.resample
+                ? try Downsample2D(w.scoped("down_blocks.\(i).downsamplers.0."), channels: b.outChannels,
+                                   vaeStylePadding: config.downsamplePadding == 0, precision: precision)
+                : nil
+            down.append(Block(resnets: resnets, attentions: attentions, downsampler: ds, upsampler: nil))
+        }
+        down_blocks = down
+
+        let midC = shell.blockOutChannels[shell.blockOutChannels.count - 1]
+        mid_block = Block(resnets: [try resnet("mid_block.resnets.0", midC, midC), try resnet("mid_block.resnets.1", midC, midC)],
+                          attentions: [try transformer("mid_block.attentions.0", midC, heads: l.midHeads, layers: l.midTransformerLayers)],
+                          downsampler: nil, upsampler: nil)
+
+        var up: [Block] = []
+        for (i, b) in l.up.enumerated() {
+            var resnets: [ResnetBlock2D] = [], attentions: [Transformer2DModel] = []
+            for j in 0..<b.layers {
+                let skip = j == b.layers - 1 ? b.inChannels : b.outChannels
+                let from = j == 0 ? b.prevOutputChannels : b.outChannels
+                resnets.append(try resnet("up_blocks.\(i).resnets.\(j)", from + skip, b.outChannels))
+                if b.crossAttention {
+                    attentions.append(try transformer("up_blocks.\(i).attentions.\(j)", b.outChannels, heads: b.heads, layers: b.transformerLayers))
+                }
+            }
+            let us = b.resample ? try Upsample2D(w.scoped("up_blocks.\(i).upsamplers.0."), channels: b.outChannels, precision: precision) : nil
+            up.append(Block(resnets: resnets, attentions: attentions, downsampler: nil, upsampler: us))
+        }
+        up_blocks = up
+
+        conv_norm_out = try w.groupNorm("conv_norm_out", groups: groups, channels: base, eps: eps)
+        conv_out = try w.conv("conv_out", in: base, out: shell.outChannels, kernel: shell.convOutKernel, precision: precision)
+        do { try w.finish() } catch { throw .weights(error) }
+    }
+
+    /// Parameters of the model a config describes, without loading or allocating it.
+    public static func parameterCount(_ config: UNet2DConditionConfig) throws(ModelError) -> Int {
+        try config.parameterPlan().parameterCount
+    }
+
+    public func callAsFunction(_ latents: Tensor, timesteps: [Float], context: Tensor) -> Tensor {
+        checkInputs(latents, timesteps: timesteps, context: context)
+        let p = profiler
+        let emb = p.measure("time embedding") { time_embedding(perElement(timesteps, batch: latents.shape[0])) }
+        let tembSilu = Ops.silu(emb)
+        var h = p.measure("conv_in") { conv_in(latents) }
+        var skips = [h]
+
+        for block in down_blocks {
+            for (j, r) in block.resnets.enumerated() {
+                h = resnet(r, h, tembSilu)
+                if j < block.attentions.count { h = attention(block.attentions[j], h, context) }
+                skips.append(h)
+            }
+            if let ds = block.downsampler {
+                h = p.measure("downsample \(h.shape[2])") { ds(h) }
+                skips.append(h)
+            }
+        }
+
+        h = resnet(mid_block.resnets[0], h, tembSilu)
+        for (a, r) in zip(mid_block.attentions, mid_block.resnets.dropFirst()) {
+            h = resnet(r, attention(a, h, context), tembSilu)
+        }
+
+        for block in up_blocks {
+            for (j, r) in block.resnets.enumerated() {
+                let skip = skips.removeLast()
+                let x = h
+                h = resnet(r, p.measure("concat \(h.shape[2])") { Ops.concatChannels(x, skip) }, tembSilu)
+                if j < block.attentions.count { h = attention(block.attentions[j], h, context) }
+            }
+            if let us = block.upsampler { h = p.measure("upsample \(h.shape[2])") { us(h) } }
+        }
+        let out = h
+        return p.measure("output head") { conv_out(conv_norm_out(out, silu: true)) }
+    }
+
+    private func resnet(_ r: ResnetBlock2D, _ h: Tensor, _ tembSilu: Tensor) -> Tensor {
+        profiler.measure("resnet \(h.shape[3])@\(h.shape[2])") { r(h, tembSilu: tembSilu) }
+    }
+
+    private func attention(_ a: Transformer2DModel, _ h: Tensor, _ context: Tensor) -> Tensor {
+        profiler.measure("attention \(h.shape[3])@\(h.shape[2])") { a(h, context: context) }
+    }
+}

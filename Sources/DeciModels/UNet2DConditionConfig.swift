@@ -1,0 +1,335 @@
+// config.json of diffusers' UNet2DConditionModel (unet_2d_condition.py `__init__` defaults), limited
+// to what Stable Diffusion 1.x / 2.x checkpoints use. Unsupported features are config errors
+// naming the key.
+import DeciTensor
+import Foundation
+
+/// The `UNet2DConditionModel` keys that shape the parts every SD-family UNet shares (conv_in, time
+/// embedding, output head). U-Net-NAS inherits exactly these from its SD parent class.
+public struct UNetShellConfig: Codable, Sendable, Equatable {
+    public var inChannels: Int
+    public var outChannels: Int
+    public var centerInputSample: Bool
+    public var flipSinToCos: Bool
+    public var freqShift: Float
+    public var blockOutChannels: [Int]
+    public var normNumGroups: Int?
+    public var normEps: Float
+    public var actFn: String
+    public var timeEmbeddingType: String
+    public var timeEmbeddingDim: Int?
+    public var timeEmbeddingActFn: String?
+    public var timestepPostAct: String?
+    public var timeCondProjDim: Int?
+    public var convInKernel: Int
+    public var convOutKernel: Int
+    public var classEmbedType: String?
+    public var numClassEmbeds: Int?
+    public var additionEmbedType: String?
+    public var encoderHidDim: Int?
+    public var encoderHidDimType: String?
+    public var projectionClassEmbeddingsInputDim: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case inChannels = "in_channels", outChannels = "out_channels", centerInputSample = "center_input_sample"
+        case flipSinToCos = "flip_sin_to_cos", freqShift = "freq_shift", blockOutChannels = "block_out_channels"
+        case normNumGroups = "norm_num_groups", normEps = "norm_eps", actFn = "act_fn"
+        case timeEmbeddingType = "time_embedding_type", timeEmbeddingDim = "time_embedding_dim"
+        case timeEmbeddingActFn = "time_embedding_act_fn", timestepPostAct = "timestep_post_act"
+        case timeCondProjDim = "time_cond_proj_dim", convInKernel = "conv_in_kernel", convOutKernel = "conv_out_kernel"
+        case classEmbedType = "class_embed_type", numClassEmbeds = "num_class_embeds", additionEmbedType = "addition_embed_type"
+        case encoderHidDim = "encoder_hid_dim", encoderHidDimType = "encoder_hid_dim_type"
+        case projectionClassEmbeddingsInputDim = "projection_class_embeddings_input_dim"
+    }
+
+    /// diffusers' defaults (the SD-1.5 shape).
+    public init() {
+        inChannels = 4
+        outChannels = 4
+        centerInputSample = false
+        flipSinToCos = true
+        freqShift = 0
+        blockOutChannels = [320, 640, 1280, 1280]
+        normNumGroups = 32
+        normEps = 1e-5
+        actFn = "silu"
+        timeEmbeddingType = "positional"
+        convInKernel = 3
+        convOutKernel = 3
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = UNetShellConfig()
+        inChannels = try c.decodeIfPresent(Int.self, forKey: .inChannels) ?? d.inChannels
+        outChannels = try c.decodeIfPresent(Int.self, forKey: .outChannels) ?? d.outChannels
+        centerInputSample = try c.decodeIfPresent(Bool.self, forKey: .centerInputSample) ?? d.centerInputSample
+        flipSinToCos = try c.decodeIfPresent(Bool.self, forKey: .flipSinToCos) ?? d.flipSinToCos
+        freqShift = try c.decodeIfPresent(Float.self, forKey: .freqShift) ?? d.freqShift
+        blockOutChannels = try c.decodeIfPresent([Int].self, forKey: .blockOutChannels) ?? d.blockOutChannels
+        // norm_num_groups may be written as null (diffusers then drops the output norm): keep nil.
+        normNumGroups = c.contains(.normNumGroups) ? try c.decodeIfPresent(Int.self, forKey: .normNumGroups) : d.normNumGroups
+        normEps = try c.decodeIfPresent(Float.self, forKey: .normEps) ?? d.normEps
+        actFn = try c.decodeIfPresent(String.self, forKey: .actFn) ?? d.actFn
+        timeEmbeddingType = try c.decodeIfPresent(String.self, forKey: .timeEmbeddingType) ?? d.timeEmbeddingType
+        timeEmbeddingDim = try c.decodeIfPresent(Int.self, forKey: .timeEmbeddingDim)
+        timeEmbeddingActFn = try c.decodeIfPresent(String.self, forKey: .timeEmbeddingActFn)
+        timestepPostAct = try c.decodeIfPresent(String.self, forKey: .timestepPostAct)
+        timeCondProjDim = try c.decodeIfPresent(Int.self, forKey: .timeCondProjDim)
+        convInKernel = try c.decodeIfPresent(Int.self, forKey: .convInKernel) ?? d.convInKernel
+        convOutKernel = try c.decodeIfPresent(Int.self, forKey: .convOutKernel) ?? d.convOutKernel
+        classEmbedType = try c.decodeIfPresent(String.self, forKey: .classEmbedType)
+        numClassEmbeds = try c.decodeIfPresent(Int.self, forKey: .numClassEmbeds)
+        additionEmbedType = try c.decodeIfPresent(String.self, forKey: .additionEmbedType)
+        encoderHidDim = try c.decodeIfPresent(Int.self, forKey: .encoderHidDim)
+        encoderHidDimType = try c.decodeIfPresent(String.self, forKey: .encoderHidDimType)
+        projectionClassEmbeddingsInputDim = try c.decodeIfPresent(Int.self, forKey: .projectionClassEmbeddingsInputDim)
+    }
+
+    /// Base width: conv_in's output and the sinusoidal projection's size.
+    public var baseChannels: Int { blockOutChannels.first ?? 0 }
+    /// Width of the time embedding (diffusers: `time_embedding_dim` or 4 x base).
+    public var timeEmbeddingChannels: Int { timeEmbeddingDim ?? 4 * baseChannels }
+
+    /// Throws for values this engine does not implement, naming the key.
+    public func validate() throws(ModelError) {
+        func unsupported(_ key: String, _ value: Any) -> ModelError {
+            .config("'\(key)' = \(value) is not supported by this engine")
+        }
+        guard inChannels > 0 else { throw unsupported("in_channels", inChannels) }
+        guard outChannels > 0 else { throw unsupported("out_channels", outChannels) }
+        guard let base = blockOutChannels.first, base > 0, base % 2 == 0 else {
+            throw .config("'block_out_channels' = \(blockOutChannels): need a positive, even first width")
+        }
+        guard let groups = normNumGroups else { throw unsupported("norm_num_groups", "null") }
+        guard groups > 0, base % groups == 0 else { throw .config("'norm_num_groups' = \(groups) does not divide block_out_channels[0] = \(base)") }
+        if centerInputSample { throw unsupported("center_input_sample", true) }
+        if !["silu", "swish"].contains(actFn) { throw unsupported("act_fn", "'\(actFn)'") }
+        if timeEmbeddingType != "positional" { throw unsupported("time_embedding_type", "'\(timeEmbeddingType)'") }
+        if let v = timeEmbeddingActFn { throw unsupported("time_embedding_act_fn", "'\(v)'") }
+        if let v = timestepPostAct { throw unsupported("timestep_post_act", "'\(v)'") }
+        if let v = timeCondProjDim { throw unsupported("time_cond_proj_dim", v) }
+        for (key, k) in [("conv_in_kernel", convInKernel), ("conv_out_kernel", convOutKernel)] where k <= 0 || k % 2 == 0 {
+            throw unsupported(key, k)
+        }
+        if let v = classEmbedType { throw unsupported("class_embed_type", "'\(v)'") }
+        if let v = numClassEmbeds { throw unsupported("num_class_embeds", v) }
+        if let v = additionEmbedType { throw unsupported("addition_embed_type", "'\(v)'") }
+        if let v = encoderHidDim { throw unsupported("encoder_hid_dim", v) }
+        if let v = encoderHidDimType { throw unsupported("encoder_hid_dim_type", "'\(v)'") }
+        if let v = projectionClassEmbeddingsInputDim { throw unsupported("projection_class_embeddings_input_dim", v) }
+        if let v = timeEmbeddingDim, v <= 0 { throw unsupported("time_embedding_dim", v) }
+    }
+}
+
+/// diffusers `UNet2DConditionModel` config as Stable Diffusion 1.x/2.x use it.
+///
+/// `attention_head_dim` is read as diffusers reads it: the number of heads per block (a historical
+/// misnomer). Per-block lists are accepted for `attention_head_dim`, `layers_per_block`,
+/// `transformer_layers_per_block` and `cross_attention_dim` (equal values only).
+public struct UNet2DConditionConfig: Decodable, Sendable {
+    public var shell: UNetShellConfig
+    public var downBlockTypes: [String]
+    public var upBlockTypes: [String]
+    public var midBlockType: String?
+    public var layersPerBlock: PerBlock<Int>
+    public var downsamplePadding: Int
+    public var midBlockScaleFactor: Float
+    public var crossAttentionDim: PerBlock<Int>
+    public var transformerLayersPerBlock: PerBlock<Int>
+    public var attentionHeadDim: PerBlock<Int>
+    public var numAttentionHeads: PerBlock<Int>?
+    public var useLinearProjection: Bool
+    public var onlyCrossAttention: PerBlock<Bool>
+    public var dualCrossAttention: Bool
+    public var upcastAttention: Bool
+    public var resnetTimeScaleShift: String
+    public var resnetSkipTimeAct: Bool
+    public var attentionType: String
+    public var reverseTransformerLayersPerBlockGiven: Bool
+    public var midBlockOnlyCrossAttention: Bool?
+    public var crossAttentionNorm: String?
+
+    enum CodingKeys: String, CodingKey {
+        case downBlockTypes = "down_block_types", upBlockTypes = "up_block_types", midBlockType = "mid_block_type"
+        case layersPerBlock = "layers_per_block", downsamplePadding = "downsample_padding"
+        case midBlockScaleFactor = "mid_block_scale_factor", crossAttentionDim = "cross_attention_dim"
+        case transformerLayersPerBlock = "transformer_layers_per_block", attentionHeadDim = "attention_head_dim"
+        case numAttentionHeads = "num_attention_heads", useLinearProjection = "use_linear_projection"
+        case onlyCrossAttention = "only_cross_attention", dualCrossAttention = "dual_cross_attention"
+        case upcastAttention = "upcast_attention", resnetTimeScaleShift = "resnet_time_scale_shift"
+        case resnetSkipTimeAct = "resnet_skip_time_act", attentionType = "attention_type"
+        case reverseTransformerLayersPerBlock = "reverse_transformer_layers_per_block"
+        case midBlockOnlyCrossAttention = "mid_block_only_cross_attention", crossAttentionNorm = "cross_attention_norm"
+    }
+
+    public init(from decoder: Decoder) throws {
+        shell = try UNetShellConfig(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        downBlockTypes = try c.decodeIfPresent([String].self, forKey: .downBlockTypes)
+            ?? ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
+        upBlockTypes = try c.decodeIfPresent([String].self, forKey: .upBlockTypes)
+            ?? ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
+        midBlockType = c.contains(.midBlockType) ? try c.decodeIfPresent(String.self, forKey: .midBlockType) : "UNetMidBlock2DCrossAttn"
+        layersPerBlock = try c.decodeIfPresent(PerBlock<Int>.self, forKey: .layersPerBlock) ?? .all(2)
+        downsamplePadding = try c.decodeIfPresent(Int.self, forKey: .downsamplePadding) ?? 1
+        midBlockScaleFactor = try c.decodeIfPresent(Float.self, forKey: .midBlockScaleFactor) ?? 1
+        crossAttentionDim = try c.decodeIfPresent(PerBlock<Int>.self, forKey: .crossAttentionDim) ?? .all(1280)
+        transformerLayersPerBlock = try c.decodeIfPresent(PerBlock<Int>.self, forKey: .transformerLayersPerBlock) ?? .all(1)
+        attentionHeadDim = try c.decodeIfPresent(PerBlock<Int>.self, forKey: .attentionHeadDim) ?? .all(8)
+        numAttentionHeads = try c.decodeIfPresent(PerBlock<Int>.self, forKey: .numAttentionHeads)
+        useLinearProjection = try c.decodeIfPresent(Bool.self, forKey: .useLinearProjection) ?? false
+        onlyCrossAttention = try c.decodeIfPresent(PerBlock<Bool>.self, forKey: .onlyCrossAttention) ?? .all(false)
+        dualCrossAttention = try c.decodeIfPresent(Bool.self, forKey: .dualCrossAttention) ?? false
+        upcastAttention = try c.decodeIfPresent(Bool.self, forKey: .upcastAttention) ?? false
+        resnetTimeScaleShift = try c.decodeIfPresent(String.self, forKey: .resnetTimeScaleShift) ?? "default"
+        resnetSkipTimeAct = try c.decodeIfPresent(Bool.self, forKey: .resnetSkipTimeAct) ?? false
+        attentionType = try c.decodeIfPresent(String.self, forKey: .attentionType) ?? "default"
+        reverseTransformerLayersPerBlockGiven = try c.contains(.reverseTransformerLayersPerBlock) && !c.decodeNil(forKey: .reverseTransformerLayersPerBlock)
+        midBlockOnlyCrossAttention = try c.decodeIfPresent(Bool.self, forKey: .midBlockOnlyCrossAttention)
+        crossAttentionNorm = try c.decodeIfPresent(String.self, forKey: .crossAttentionNorm)
+    }
+
+    /// Reads and validates `config.json`.
+    public static func load(_ path: String) throws(ModelError) -> UNet2DConditionConfig {
+        try decode(readConfigFile(path), source: path)
+    }
+
+    /// Decodes and validates config JSON; `source` names it in errors.
+    public static func decode(_ data: Data, source: String = "config.json") throws(ModelError) -> UNet2DConditionConfig {
+        let config = try decodeConfig(UNet2DConditionConfig.self, from: data, source: source)
+        do { _ = try config.layout() } catch { throw .config("\(source): \(error.description.replacingOccurrences(of: "config: ", with: ""))") }
+        return config
+    }
+
+    /// One resolved block of the SD UNet.
+    struct BlockSpec {
+        var crossAttention: Bool
+        var layers: Int
+        var inChannels: Int
+        var outChannels: Int
+        var prevOutputChannels: Int  // up blocks only
+        var heads: Int
+        var transformerLayers: Int
+        var resample: Bool
+    }
+
+    struct Layout {
+        var down: [BlockSpec]
+        var up: [BlockSpec]
+        var midHeads: Int
+        var midTransformerLayers: Int
+        var contextChannels: Int
+        var groups: Int
+    }
+
+    /// Resolves per-block values the way `UNet2DConditionModel.__init__` does, or throws naming
+    /// the offending key.
+    func layout() throws(ModelError) -> Layout {
+        func unsupported(_ key: String, _ value: Any) -> ModelError {
+            .config("'\(key)' = \(value) is not supported by this engine")
+        }
+        try shell.validate()
+        let n = shell.blockOutChannels.count
+        guard downBlockTypes.count == n else {
+            throw .config("'down_block_types' has \(downBlockTypes.count) entries but 'block_out_channels' has \(n)")
+        }
+        guard upBlockTypes.count == n else {
+            throw .config("'up_block_types' has \(upBlockTypes.count) entries but 'block_out_channels' has \(n)")
+        }
+        for t in downBlockTypes where !["CrossAttnDownBlock2D", "DownBlock2D"].contains(t) { throw unsupported("down_block_types", "'\(t)'") }
+        for t in upBlockTypes where !["CrossAttnUpBlock2D", "UpBlock2D"].contains(t) { throw unsupported("up_block_types", "'\(t)'") }
+        guard midBlockType == "UNetMidBlock2DCrossAttn" else { throw unsupported("mid_block_type", midBlockType.map { "'\($0)'" } ?? "null") }
+        if numAttentionHeads != nil { throw unsupported("num_attention_heads", "a value (diffusers rejects it too; use attention_head_dim)") }
+        if dualCrossAttention { throw unsupported("dual_cross_attention", true) }
+        if try onlyCrossAttention.values(count: n, key: "only_cross_attention").contains(true) {
+            throw unsupported("only_cross_attention", "true")
+        }
+        if midBlockOnlyCrossAttention == true { throw unsupported("mid_block_only_cross_attention", true) }
+        if resnetTimeScaleShift != "default" { throw unsupported("resnet_time_scale_shift", "'\(resnetTimeScaleShift)'") }
+        if resnetSkipTimeAct { throw unsupported("resnet_skip_time_act", true) }
+        if attentionType != "default" { throw unsupported("attention_type", "'\(attentionType)'") }
+        if reverseTransformerLayersPerBlockGiven { throw unsupported("reverse_transformer_layers_per_block", "a value") }
+        if let v = crossAttentionNorm { throw unsupported("cross_attention_norm", "'\(v)'") }
+        if midBlockScaleFactor != 1 { throw unsupported("mid_block_scale_factor", midBlockScaleFactor) }
+        guard downsamplePadding == 0 || downsamplePadding == 1 else { throw unsupported("downsample_padding", downsamplePadding) }
+
+        let layers = try layersPerBlock.values(count: n, key: "layers_per_block")
+        let heads = try attentionHeadDim.values(count: n, key: "attention_head_dim")
+        let tlayers = try transformerLayersPerBlock.values(count: n, key: "transformer_layers_per_block")
+        let cross = try crossAttentionDim.values(count: n, key: "cross_attention_dim")
+        guard let context = cross.first, cross.allSatisfy({ $0 == context }), context > 0 else {
+            throw unsupported("cross_attention_dim", "\(cross) (one text-state width for all blocks is required)")
+        }
+        let groups = shell.normNumGroups ?? 32
+        let ch = shell.blockOutChannels
+        for (i, c) in ch.enumerated() {
+            guard c > 0, c % groups == 0 else { throw .config("'block_out_channels'[\(i)] = \(c) is not a multiple of norm_num_groups \(groups)") }
+            guard layers[i] > 0 else { throw .config("'layers_per_block'[\(i)] = \(layers[i]) must be positive") }
+            guard tlayers[i] > 0 else { throw .config("'transformer_layers_per_block'[\(i)] = \(tlayers[i]) must be positive") }
+            guard heads[i] > 0, c % heads[i] == 0 else {
+                throw .config("'attention_head_dim'[\(i)] = \(heads[i]) (a head count) does not divide block_out_channels[\(i)] = \(c)")
+            }
+        }
+        var down: [BlockSpec] = []
+        var output = ch[0]
+        for i in 0..<n {
+            let input = output
+            output = ch[i]
+            down.append(BlockSpec(crossAttention: downBlockTypes[i] == "CrossAttnDownBlock2D", layers: layers[i], inChannels: input,
+                                  outChannels: output, prevOutputChannels: 0, heads: heads[i], transformerLayers: tlayers[i],
+                                  resample: i != n - 1))
+        }
+        var up: [BlockSpec] = []
+        let rch = Array(ch.reversed()), rlayers = Array(layers.reversed()), rheads = Array(heads.reversed())
+        let rtl = Array(tlayers.reversed())
+        output = rch[0]
+        for i in 0..<n {
+            let prev = output
+            output = rch[i]
+            let input = rch[min(i + 1, n - 1)]
+            up.append(BlockSpec(crossAttention: upBlockTypes[i] == "CrossAttnUpBlock2D", layers: rlayers[i] + 1, inChannels: input,
+                                outChannels: output, prevOutputChannels: prev, heads: rheads[i], transformerLayers: rtl[i],
+                                resample: i != n - 1))
+        }
+        return Layout(down: down, up: up, midHeads: heads[n - 1], midTransformerLayers: tlayers[n - 1], contextChannels: context,
+                      groups: groups)
+    }
+
+    /// Every tensor the checkpoint must hold, with its shape, from the config alone.
+    public func parameterPlan() throws(ModelError) -> ParameterPlan {
+        let l = try layout()
+        var plan = ParameterPlan()
+        let temb = shell.timeEmbeddingChannels
+        let lin = useLinearProjection
+        plan.unetShell(inChannels: shell.inChannels, outChannels: shell.outChannels, base: shell.baseChannels, temb: temb,
+                       convInKernel: shell.convInKernel, convOutKernel: shell.convOutKernel)
+        for (i, b) in l.down.enumerated() {
+            for j in 0..<b.layers {
+                plan.resnet("down_blocks.\(i).resnets.\(j)", in: j == 0 ? b.inChannels : b.outChannels, out: b.outChannels, temb: temb)
+                if b.crossAttention {
+                    plan.transformer("down_blocks.\(i).attentions.\(j)", channels: b.outChannels, context: l.contextChannels,
+                                     layers: b.transformerLayers, linearProjection: lin)
+                }
+            }
+            if b.resample { plan.conv("down_blocks.\(i).downsamplers.0.conv", in: b.outChannels, out: b.outChannels, kernel: 3) }
+        }
+        let mid = shell.blockOutChannels[shell.blockOutChannels.count - 1]
+        plan.resnet("mid_block.resnets.0", in: mid, out: mid, temb: temb)
+        plan.transformer("mid_block.attentions.0", channels: mid, context: l.contextChannels, layers: l.midTransformerLayers, linearProjection: lin)
+        plan.resnet("mid_block.resnets.1", in: mid, out: mid, temb: temb)
+        for (i, b) in l.up.enumerated() {
+            for j in 0..<b.layers {
+                let skip = j == b.layers - 1 ? b.inChannels : b.outChannels
+                let from = j == 0 ? b.prevOutputChannels : b.outChannels
+                plan.resnet("up_blocks.\(i).resnets.\(j)", in: from + skip, out: b.outChannels, temb: temb)
+                if b.crossAttention {
+                    plan.transformer("up_blocks.\(i).attentions.\(j)", channels: b.outChannels, context: l.contextChannels,
+                                     layers: b.transformerLayers, linearProjection: lin)
+                }
+            }
+            if b.resample { plan.conv("up_blocks.\(i).upsamplers.0.conv", in: b.outChannels, out: b.outChannels, kernel: 3) }
+        }
+        return plan
+    }
+}
