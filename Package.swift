@@ -53,5 +53,6 @@ let package = Package(
         .testTarget(name: "DeciTokenizerTests", dependencies: ["DeciTokenizer", "TestSupport"]),
         .testTarget(name: "DeciImageTests", dependencies: ["DeciImage", "TestSupport"]),
         .testTarget(name: "DeciModelsTests", dependencies: ["DeciModels", "DeciWeights", "DeciTensor", "TestSupport"]),
+        .testTarget(name: "DeciDiffusionTests", dependencies: ["DeciDiffusion", "TestSupport"]),
     ]
 )

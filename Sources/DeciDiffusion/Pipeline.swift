@@ -211,10 +211,9 @@ public final class DiffusionPipeline: @unchecked Sendable {
     func encodeImage(_ image: RGBImage, width: Int, height: Int, rng: inout TorchRandomSource) throws -> [Float] {
         let pixels = try image.preprocessedForVAE(width: width, height: height, scaleFactor: vae.scaleFactor)
         let x = Tensor(shape: [1, pixels.height, pixels.width, 3], data: pixels.values)
-        let dist = vae.encode(x, tiling: vaeTiling)
-        let noise = Tensor.fromNCHW(rng.normal(count: dist.mean.count), n: 1, c: dist.mean.shape[3], h: dist.mean.shape[1],
-                                    w: dist.mean.shape[2])
-        return vae.scaleLatents(dist.sample(noise: noise)).toNCHW()
+        let (c, h, w) = (vae.config.latentChannels, pixels.height / vae.scaleFactor, pixels.width / vae.scaleFactor)
+        let noise = Tensor.fromNCHW(rng.normal(count: c * h * w), n: 1, c: c, h: h, w: w)
+        return vae.encodeLatents(x, noise: noise, tiling: vaeTiling).toNCHW()
     }
 
     func decode(_ latents: [Float], batch: Int, height: Int, width: Int) throws -> [RGBImage] {
@@ -222,4 +221,9 @@ public final class DiffusionPipeline: @unchecked Sendable {
         let images = vae.decodeLatents(z, tiling: vaeTiling)
         return try RGBImage.batch(denormalizing: images.toArray(), count: batch, width: images.shape[2], height: images.shape[1])
     }
+}
+
+extension AutoencoderKL {
+    /// Pixels per latent along each side: 2 per downsampling block.
+    public var scaleFactor: Int { 1 << (config.blockOutChannels.count - 1) }
 }
