@@ -3,15 +3,6 @@ import DeciDiffusion
 import DeciTensor
 import Foundation
 
-@main
-struct DeciDiffusionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "decidiffusion",
-        abstract: "Native DeciDiffusion 1.0 / Stable Diffusion 1.x text-to-image engine.",
-        subcommands: [Bench.self]
-    )
-}
-
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [Kernels.self])
 
@@ -35,9 +26,8 @@ struct Bench: ParsableCommand {
                     print(String(format: "%-44@ %-5@ %8.4f s %8.1f %@", r.name as NSString, r.precision as NSString, r.seconds, r.rate,
                                  r.unit as NSString))
                 }
+                fflush(nil)
             }
         }
     }
 }
-
-extension Precision: ExpressibleByArgument {}
