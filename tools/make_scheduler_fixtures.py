@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the scheduler and guidance fixtures under Fixtures/schedulers/ from diffusers 0.42.
 
-Regenerate with:  $(tools/venv.sh) tools/make_scheduler_fixtures.py
+Regenerate with:  $(tools/venv.sh) tools/make_scheduler_fixtures.py   (about 3 minutes;
+--variants-only rewrites just variants.json and the small files)
 
 Every denoising loop here is driven by a fake model whose output is a fixed function of the
 (scaled) sample and the call index, so Swift can compute the same thing; ancestral/SDE noise comes
@@ -54,6 +55,46 @@ SCHEDULERS = {
     "unipc": (UniPCMultistepScheduler, {}, {}),
     "lcm": (LCMScheduler, {}, {}),
 }
+
+
+# (scheduler, base config, config overrides, steps) for the variants fixture.
+VARIANTS = [
+    ("euler", "sd15", {"timestep_spacing": "leading", "use_karras_sigmas": True}, 10),
+    ("euler", "sd15", {"final_sigmas_type": "sigma_min", "prediction_type": "v_prediction"}, 10),
+    ("euler", "sd15", {"prediction_type": "sample", "timestep_spacing": "trailing"}, 10),
+    ("euler_a", "sd15", {"timestep_spacing": "leading"}, 10),
+    ("heun", "sd15", {"use_karras_sigmas": True}, 10),
+    ("heun", "deci", {"prediction_type": "sample", "clip_sample": True}, 10),
+    ("lms", "sd15", {"use_karras_sigmas": True}, 10),
+    ("lms", "deci", {"prediction_type": "sample"}, 10),
+    ("dpm++2m", "sd15", {"solver_order": 3}, 15),
+    ("dpm++2m", "sd15", {"solver_order": 3, "prediction_type": "v_prediction"}, 10),
+    ("dpm++2m", "sd15", {"solver_type": "heun"}, 10),
+    ("dpm++2m", "sd15", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min"}, 10),
+    ("dpm++2m", "sd15", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min", "solver_order": 3}, 10),
+    ("dpm++2m", "sd15", {"algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min", "solver_type": "heun"}, 10),
+    ("dpm++2m", "sd15", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3}, 10),
+    ("dpm++2m", "sd15", {"thresholding": True, "sample_max_value": 1.2, "prediction_type": "sample"}, 10),
+    ("dpm++2m", "sd15", {"lambda_min_clipped": -2.5}, 10),
+    ("dpm++2m", "sd15", {"lower_order_final": False, "final_sigmas_type": "sigma_min"}, 20),
+    ("dpm++2m", "sd15", {"euler_at_final": True, "final_sigmas_type": "sigma_min", "timestep_spacing": "leading"}, 20),
+    ("dpm++2m", "deci", {"timestep_spacing": "linspace", "use_karras_sigmas": True}, 10),
+    ("unipc", "sd15", {"solver_order": 3}, 10),
+    # bh1 and predict_x0=False need a nonzero final sigma: with "zero" diffusers computes inf * 0.
+    ("unipc", "sd15", {"solver_type": "bh1", "prediction_type": "v_prediction", "final_sigmas_type": "sigma_min"}, 10),
+    ("unipc", "sd15", {"use_karras_sigmas": True, "timestep_spacing": "leading"}, 10),
+    ("unipc", "sd15", {"predict_x0": False, "prediction_type": "sample", "final_sigmas_type": "sigma_min"}, 10),
+    ("unipc", "sd15", {"disable_corrector": [0, 3], "final_sigmas_type": "sigma_min"}, 10),
+    ("ddpm", "sd15", {"variance_type": "fixed_small_log"}, 10),
+    ("ddpm", "sd15", {"variance_type": "fixed_large", "clip_sample": True, "timestep_spacing": "linspace"}, 10),
+    ("ddim", "sd15", {"clip_sample": True, "timestep_spacing": "linspace", "prediction_type": "sample"}, 10),
+    ("ddim", "sd15", {"set_alpha_to_one": True, "beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02}, 10),
+    ("ddim", "sd15", {"trained_betas": [0.0001 + 0.00002 * i for i in range(1000)]}, 10),
+    ("pndm", "sd15", {"skip_prk_steps": False}, 10),
+    ("pndm", "sd15", {"timestep_spacing": "linspace", "prediction_type": "v_prediction"}, 10),
+    ("lcm", "sd15", {"original_inference_steps": 30, "timestep_scaling": 5.0}, 4),
+    ("lcm", "deci", {"set_alpha_to_one": True, "clip_sample": True}, 8),
+]
 
 
 def f32s(values):
@@ -242,6 +283,8 @@ def main():
     write("common.json", common)
 
     for name, (cls, overrides, step_kwargs) in SCHEDULERS.items():
+        if "--variants-only" in sys.argv:
+            break
         cases = []
         for cfg_key, cfg in configs.items():
             for pred in ("epsilon", "v_prediction"):
@@ -261,6 +304,23 @@ def main():
                     cases.append(case)
         write(f"{name}.json", {"scheduler": name, "cases": cases})
         print(name, len(cases), "cases", file=sys.stderr)
+
+    # Options the main matrix does not reach: overrides merged into a base config, 10-20 steps.
+    variants = []
+    for name, base_key, overrides, steps in VARIANTS:
+        cls, _, step_kwargs = SCHEDULERS[name]
+        cfg = dict(configs[base_key], **overrides)
+        case = {"scheduler": name, "config": base_key, "overrides": overrides, "steps": steps}
+        args = (steps, step_kwargs, init_noise, base, pool, None, None, False)
+        plain = run_loop(cls.from_config(cfg), *args)
+        with exactly_rounded_math():
+            exact = run_loop(cls.from_config(cfg), *args)
+        case.update(plain)
+        for key, value in exact.items():
+            if plain.get(key) != value:
+                case[key + "_cr"] = value
+        variants.append(case)
+    write("variants.json", {"cases": variants})
 
     # Guidance: classifier-free guidance then guidance rescale (phi), as StableDiffusionPipeline does it.
     g = torch.Generator().manual_seed(1)

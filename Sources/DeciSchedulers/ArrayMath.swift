@@ -1,3 +1,5 @@
+import Foundation
+
 // Element-wise helpers over flat float32 samples. Each call rounds once per operation, so chaining
 // them reproduces the rounding of the equivalent sequence of float32 torch operations.
 
@@ -59,7 +61,6 @@ func combine(_ first: (Float, [Float]), _ rest: (Float, [Float])...) -> [Float] 
 // Scalar transcendentals, correctly rounded to float32 (evaluated in Double): the float32 results
 // of libm and of torch's vectorised kernels can each be an ulp off, and differently so; the
 // exactly rounded value is the reproducible choice (see the fixture generator's exact-rounding run).
-import Foundation
 
 @inline(__always) func exp32(_ x: Float) -> Float { Float(Foundation.exp(Double(x))) }
 @inline(__always) func log32(_ x: Float) -> Float { Float(Foundation.log(Double(x))) }

@@ -39,6 +39,9 @@ public protocol Scheduler: Sendable {
     var initNoiseSigma: Float { get }
     /// Whether the scheduler tracks its position by a step index that `setBeginIndex` can set.
     var supportsBeginIndex: Bool { get }
+    /// Elements per image in the flat samples, for the per-image operations (dynamic thresholding).
+    /// nil treats a whole sample as one image; schedulers without such operations ignore it.
+    var elementsPerImage: Int? { get set }
 
     /// Builds the schedule for `steps` inference steps and resets all multistep state.
     mutating func setTimesteps(_ steps: Int) throws(SchedulerError)
@@ -58,6 +61,10 @@ extension Scheduler {
     public var supportsBeginIndex: Bool { false }
     public mutating func setBeginIndex(_ index: Int) {}
     public var sigmas: [Float]? { nil }
+    public var elementsPerImage: Int? {
+        get { nil }
+        set {}
+    }
 
     /// Text-to-image schedule: `setTimesteps(steps)` and, where the scheduler tracks a step index,
     /// a start at index 0 (what the SDXL pipeline makes explicit; the SD pipeline's lookup of the
