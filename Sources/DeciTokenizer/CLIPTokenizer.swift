@@ -6,6 +6,12 @@ import Foundation
 
 /// CLIP's byte-level BPE tokenizer, loaded from a checkpoint's `tokenizer/` folder.
 ///
+/// ```swift
+/// let tokenizer = try CLIPTokenizer(directory: checkpoint.appendingPathComponent("tokenizer"))
+/// let prompt = tokenizer.encode("a photo of a cat")   // 77 ids: 49406 320 1125 539 320 2368 49407 <pad>...
+/// if let warning = prompt.truncationWarning { print(warning) }
+/// ```
+///
 /// A value type; copies share a thread-safe word cache, so one tokenizer can serve many threads.
 public struct CLIPTokenizer: Sendable {
     /// Which transformers implementation to reproduce. They agree on ordinary prompts and differ on CJK
@@ -52,6 +58,10 @@ public struct CLIPTokenizer: Sendable {
         try self.init(files: CLIPTokenizerFiles(directory: directory), compatibility: compatibility)
     }
 
+    /// Loads explicitly named files. Special tokens come from tokenizer_config.json, overridden by
+    /// special_tokens_map.json unless tokenizer_config.json has `added_tokens_decoder` (transformers'
+    /// precedence); CLIPTokenizer's defaults apply to tokens neither file names. Throws `TokenizerError`
+    /// naming the file and the problem.
     public init(files: CLIPTokenizerFiles, compatibility: Compatibility = .transformers) throws {
         self.compatibility = compatibility
         let settings = try TokenizerSettings.load(config: files.tokenizerConfig, specialTokensMap: files.specialTokensMap)
