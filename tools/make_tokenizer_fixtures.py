@@ -220,7 +220,7 @@ HAND_WRITTEN = [
     "zwj\u200djoiner", "zwnj\u200cnon", "bom\ufeffmark", "soft\u00adhyphen", "line\u2028sep", "para\u2029sep",
     "nel\u0085char", "vt\u000bff\u000c", "fs\u001cgs\u001drs\u001eus\u001f", "ctrl\u0001char\u0007bell",
     "del\u007fchar", "replacement\ufffdchar", "private\ue000use", "mongolian\u180evs", "rtl\u200fmark\u200e",
-    "word\u0301 combining", "\u0301leading combining", "a\u0308\u0304 stacked", "ogham\u1680space",
+    "J\u030c ǰ ǰ J\u030c", "ǰ j\u030c", "\u212b \u00c5 A\u030a", "word\u0301 combining", "\u0301leading combining", "a\u0308\u0304 stacked", "ogham\u1680space",
     "narrow\u202fnbsp", "math\u205fspace", "variation\ufe0fsel", "tag\U000e0041chars",
     "<|endoftext|>", "<|startoftext|>", "<|ENDOFTEXT|>", "<|EndOfText|>", "a<|endoftext|>b",
     "x <|startoftext|> y", "<|endoftext|><|endoftext|>", "<|endoftext|>>", "<<|endoftext|>", "<|endoftext |>",

@@ -45,42 +45,31 @@ struct BytePairEncoder: Sendable {
     let byteIDs: [Int32]
     let finalByteIDs: [Int32]
 
-    init(vocabulary: [String: Int32], mergesText: String, mergesPath: String, maxMerges: Int?, unknownID: Int32) throws {
+    init(vocabulary: [ByteString: Int32], merges: [(left: [UInt8], right: [UInt8], line: Int)], mergesPath: String,
+         maxMerges: Int?, unknownID: Int32) throws {
         var byteIDs = [Int32](repeating: unknownID, count: 256)
         var finalIDs = [Int32](repeating: unknownID, count: 256)
         for byte in 0..<256 {
             let symbol = String(ByteAlphabet.characters[byte])
-            byteIDs[byte] = vocabulary[symbol] ?? unknownID
-            finalIDs[byte] = vocabulary[symbol + "</w>"] ?? unknownID
+            byteIDs[byte] = vocabulary[ByteString(symbol)] ?? unknownID
+            finalIDs[byte] = vocabulary[ByteString(symbol + "</w>")] ?? unknownID
         }
         self.byteIDs = byteIDs
         self.finalByteIDs = finalIDs
 
         var table: [UInt64: UInt64] = [:]
-        table.reserveCapacity(50_000)
-        var rank: UInt64 = 0
-        var lineNumber = 0
-        for line in mergesText.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
-            let text = line.hasSuffix("\r") ? line.dropLast() : line
-            if lineNumber == 1 && text.hasPrefix("#version") { continue }
-            if text.isEmpty { continue }
-            if let limit = maxMerges, rank >= UInt64(limit) { break }
-            let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw TokenizerError.invalidMerge(path: mergesPath, line: lineNumber,
-                                                  reason: "expected two symbols separated by one space, got \"\(text)\"")
-            }
-            let left = String(parts[0]), right = String(parts[1])
-            guard let l = vocabulary[left], let r = vocabulary[right], let m = vocabulary[left + right] else {
-                let missing = [left, right, left + right].first { vocabulary[$0] == nil } ?? left
-                throw TokenizerError.invalidMerge(path: mergesPath, line: lineNumber,
-                                                  reason: "symbol \"\(missing)\" is not in the vocabulary")
+        table.reserveCapacity(merges.count)
+        for (index, merge) in merges.enumerated() {
+            if let limit = maxMerges, index >= limit { break }
+            let left = ByteString(merge.left), right = ByteString(merge.right), joined = ByteString(merge.left + merge.right)
+            guard let l = vocabulary[left], let r = vocabulary[right], let m = vocabulary[joined] else {
+                let missing = [left, right, joined].first { vocabulary[$0] == nil } ?? left
+                throw TokenizerError.invalidMerge(path: mergesPath, line: merge.line,
+                                                  reason: "symbol \"\(missing.string)\" is not in the vocabulary")
             }
             let key = UInt64(UInt32(bitPattern: l)) << 32 | UInt64(UInt32(bitPattern: r))
             // A repeated pair keeps its later rank, as a Python dict built from the list would.
-            table[key] = rank << 32 | UInt64(UInt32(bitPattern: m))
-            rank += 1
+            table[key] = UInt64(index) << 32 | UInt64(UInt32(bitPattern: m))
         }
         self.merges = table
     }
@@ -179,21 +168,28 @@ struct PairHeap {
 }
 
 /// Word -> ids cache shared by copies of a tokenizer. Prompts repeat words constantly, so most words skip
-/// BPE entirely. Bounded: cleared when it grows past `limit` entries.
+/// BPE entirely. Keyed by UTF-8 bytes (see `ByteString`). Bounded: cleared when it grows past `limit`
+/// entries.
 final class WordCache: @unchecked Sendable {
-    private var storage: [String: [Int32]] = [:]
+    private var storage: [ByteString: [Int32]] = [:]
     private let lock = NSLock()
     private let limit: Int
 
     init(limit: Int = 100_000) { self.limit = limit }
 
-    func get(_ key: String) -> [Int32]? {
+    func get(_ key: ByteString) -> [Int32]? {
         lock.lock()
         defer { lock.unlock() }
         return storage[key]
     }
 
-    func set(_ key: String, _ value: [Int32]) {
+    func removeAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        storage.removeAll()
+    }
+
+    func set(_ key: ByteString, _ value: [Int32]) {
         lock.lock()
         defer { lock.unlock() }
         if storage.count >= limit { storage.removeAll(keepingCapacity: true) }

@@ -6,6 +6,12 @@ import Foundation
 
 /// CLIP's byte-level BPE tokenizer, loaded from a checkpoint's `tokenizer/` folder.
 ///
+/// ```swift
+/// let tokenizer = try CLIPTokenizer(directory: checkpoint.appendingPathComponent("tokenizer"))
+/// let prompt = tokenizer.encode("a photo of a cat")   // 77 ids: 49406 320 1125 539 320 2368 49407 <pad>...
+/// if let warning = prompt.truncationWarning { print(warning) }
+/// ```
+///
 /// A value type; copies share a thread-safe word cache, so one tokenizer can serve many threads.
 public struct CLIPTokenizer: Sendable {
     /// Which transformers implementation to reproduce. They agree on ordinary prompts and differ on CJK
@@ -35,8 +41,10 @@ public struct CLIPTokenizer: Sendable {
     /// tokenizer applies it: transformers 5 ignores it for BPE tokenizers.
     public let cleanUpTokenizationSpaces: Bool
 
-    let vocabulary: [String: Int32]
-    let idToToken: [Int32: String]
+    /// Token (as UTF-8 bytes, see `ByteString` for why not String) -> id.
+    let vocabulary: [ByteString: Int32]
+    /// Token UTF-8 bytes by id (ids are dense: 0 ..< vocabulary size).
+    let idToToken: [[UInt8]?]
     let bpe: BytePairEncoder
     /// Tokens matched on the raw text (transformers 5: non-normalised added tokens; legacy: all of them).
     let rawMatcher: AddedTokenMatcher
@@ -50,33 +58,26 @@ public struct CLIPTokenizer: Sendable {
         try self.init(files: CLIPTokenizerFiles(directory: directory), compatibility: compatibility)
     }
 
+    /// Loads explicitly named files. Special tokens come from tokenizer_config.json, overridden by
+    /// special_tokens_map.json unless tokenizer_config.json has `added_tokens_decoder` (transformers'
+    /// precedence); CLIPTokenizer's defaults apply to tokens neither file names. Throws `TokenizerError`
+    /// naming the file and the problem.
     public init(files: CLIPTokenizerFiles, compatibility: Compatibility = .transformers) throws {
         self.compatibility = compatibility
         let settings = try TokenizerSettings.load(config: files.tokenizerConfig, specialTokensMap: files.specialTokensMap)
         maxLength = settings.maxLength
         cleanUpTokenizationSpaces = settings.cleanUpTokenizationSpaces
 
-        var vocab: [String: Int32]
-        do {
-            vocab = try JSONDecoder().decode([String: Int32].self, from: try readFile(files.vocabulary))
-        } catch let error as TokenizerError {
-            throw error
-        } catch {
-            throw TokenizerError.invalidJSON(path: files.vocabulary.path,
-                                             reason: "expected an object of token -> integer id: \(error)")
-        }
-        if let (token, id) = vocab.first(where: { $0.value < 0 }) {
-            throw TokenizerError.invalidValue(path: files.vocabulary.path, key: token, reason: "negative id \(id)")
-        }
+        var vocab = try parseTokenIDObject(Array(try readFile(files.vocabulary)), path: files.vocabulary.path)
         // Added tokens may carry ids of their own (added_tokens_decoder); they join the vocabulary.
-        for (id, token) in settings.addedTokensDecoder where vocab[token.content] == nil {
-            vocab[token.content] = id
+        for (id, token) in settings.addedTokensDecoder where vocab[ByteString(token.content)] == nil {
+            vocab[ByteString(token.content)] = id
         }
         func specialID(_ role: String) throws -> (String, Int32) {
             guard let spec = settings.specialTokens.last(where: { $0.role == role })?.token else {
                 throw TokenizerError.missingKey(path: files.tokenizerConfig.path, key: role)
             }
-            guard let id = vocab[spec.content] else {
+            guard let id = vocab[ByteString(spec.content)] else {
                 throw TokenizerError.specialTokenNotInVocabulary(
                     role: role, token: spec.content, path: settings.specialTokenSource[role] ?? files.tokenizerConfig.path)
             }
@@ -87,18 +88,20 @@ public struct CLIPTokenizer: Sendable {
         (padToken, padTokenID) = try specialID("pad_token")
         (unknownToken, unknownTokenID) = try specialID("unk_token")
 
-        let mergesData = try readFile(files.merges)
-        guard let mergesText = String(data: mergesData, encoding: .utf8) else {
-            throw TokenizerError.unreadableFile(path: files.merges.path, reason: "not UTF-8")
-        }
+        let merges = try parseMerges(Array(try readFile(files.merges)), path: files.merges.path)
         // The Python tokenizer reads at most the 48894 merges of the original CLIP vocabulary.
-        bpe = try BytePairEncoder(vocabulary: vocab, mergesText: mergesText, mergesPath: files.merges.path,
+        bpe = try BytePairEncoder(vocabulary: vocab, merges: merges, mergesPath: files.merges.path,
                                   maxMerges: compatibility == .legacySlowTokenizer ? 49152 - 256 - 2 : nil,
                                   unknownID: unknownTokenID)
         vocabulary = vocab
-        var inverse: [Int32: String] = [:]
-        inverse.reserveCapacity(vocab.count)
-        for (token, id) in vocab { inverse[id] = token }
+        let maxID = Int(vocab.values.max() ?? 0)
+        guard maxID < 2 * vocab.count + 1024 else {
+            let key = vocab.first { $0.value == maxID }?.key.string ?? ""
+            throw TokenizerError.invalidValue(path: files.vocabulary.path, key: key,
+                                              reason: "id \(maxID) is far beyond the \(vocab.count) entries")
+        }
+        var inverse = [[UInt8]?](repeating: nil, count: maxID + 1)
+        for (token, id) in vocab { inverse[Int(id)] = token.bytes }
         idToToken = inverse
 
         // Register added tokens the way transformers does: added_tokens_decoder first; then the special
@@ -122,7 +125,7 @@ public struct CLIPTokenizer: Sendable {
         }
         var raw: [AddedTokenMatcher.Entry] = [], normalized: [AddedTokenMatcher.Entry] = []
         for content in order {
-            guard let id = vocab[content] else {
+            guard let id = vocab[ByteString(content)] else {
                 throw TokenizerError.specialTokenNotInVocabulary(role: "added token", token: content,
                                                                  path: files.tokenizerConfig.path)
             }
@@ -165,9 +168,8 @@ public struct CLIPTokenizer: Sendable {
                         appendWord(w, to: &ids)
                     case .specialLiteral(let w):
                         // The Python BPE cache is seeded with the two literals, which map to their ids whole.
-                        let text = String(String.UnicodeScalarView(w))
-                        if text == "<|startoftext|>" || text == "<|endoftext|>" {
-                            ids.append(vocabulary[text] ?? unknownTokenID)
+                        if w.elementsEqual("<|startoftext|>".unicodeScalars) || w.elementsEqual("<|endoftext|>".unicodeScalars) {
+                            ids.append(vocabulary[ByteString(utf8Bytes(w))] ?? unknownTokenID)
                         } else {
                             appendWord(w, to: &ids)
                         }
@@ -180,13 +182,14 @@ public struct CLIPTokenizer: Sendable {
 
     private func appendWord(_ word: ArraySlice<Unicode.Scalar>, to ids: inout [Int32]) {
         guard !word.isEmpty else { return }
-        let key = String(String.UnicodeScalarView(word))
+        let bytes = utf8Bytes(word)
+        let key = ByteString(bytes)
         if let cached = cache.get(key) {
             ids.append(contentsOf: cached)
             return
         }
         var encoded: [Int32] = []
-        bpe.encodeWord(Array(key.utf8), into: &encoded)
+        bpe.encodeWord(bytes, into: &encoded)
         cache.set(key, encoded)
         ids.append(contentsOf: encoded)
     }
@@ -215,7 +218,7 @@ public struct CLIPTokenizer: Sendable {
                                droppedText: dropped.isEmpty ? nil : decode(dropped))
     }
 
-    /// `encode` for each prompt: a `[prompts.count, maxLength]` batch in row-major order.
+    /// `encode` for each prompt, in order (diffusers tokenizes a prompt list the same way, row by row).
     public func encode(_ texts: [String]) -> [TokenizedPrompt] { texts.map { encode($0) } }
 
     // MARK: Decoding
@@ -226,10 +229,10 @@ public struct CLIPTokenizer: Sendable {
     public func decode(_ ids: [Int32]) -> String {
         var bytes: [UInt8] = []
         for id in ids {
-            guard let token = idToToken[id] else { continue }
+            guard id >= 0, Int(id) < idToToken.count, let tokenUTF8 = idToToken[Int(id)] else { continue }
             var tokenBytes: [UInt8] = []
             var allMapped = true
-            for s in token.unicodeScalars {
+            for s in String(decoding: tokenUTF8, as: UTF8.self).unicodeScalars {
                 guard let b = ByteAlphabet.bytes[s.value] else {
                     allMapped = false
                     break
@@ -237,7 +240,7 @@ public struct CLIPTokenizer: Sendable {
                 tokenBytes.append(b)
             }
             // tokenizers' ByteLevel decoder keeps a token with any unmapped character as its raw UTF-8.
-            bytes.append(contentsOf: allMapped ? tokenBytes : Array(token.utf8))
+            bytes.append(contentsOf: allMapped ? tokenBytes : tokenUTF8)
         }
         var text = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "</w>", with: " ")
         text = stripPythonWhitespace(text)
@@ -251,13 +254,41 @@ public struct CLIPTokenizer: Sendable {
     }
 
     /// Vocabulary id of a token string (including added tokens), if any.
-    public func tokenID(_ token: String) -> Int32? { vocabulary[token] }
+    public func tokenID(_ token: String) -> Int32? { vocabulary[ByteString(token)] }
 
     /// Token string for an id, if any.
-    public func token(for id: Int32) -> String? { idToToken[id] }
+    public func token(for id: Int32) -> String? {
+        guard id >= 0, Int(id) < idToToken.count, let bytes = idToToken[Int(id)] else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     /// Number of entries in the vocabulary, added tokens included.
     public var vocabularySize: Int { vocabulary.count }
+}
+
+func utf8Bytes(_ scalars: ArraySlice<Unicode.Scalar>) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(scalars.count)
+    for s in scalars {
+        let v = s.value
+        switch v {
+        case 0..<0x80:
+            out.append(UInt8(v))
+        case 0x80..<0x800:
+            out.append(UInt8(0xC0 | (v >> 6)))
+            out.append(UInt8(0x80 | (v & 0x3F)))
+        case 0x800..<0x10000:
+            out.append(UInt8(0xE0 | (v >> 12)))
+            out.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (v & 0x3F)))
+        default:
+            out.append(UInt8(0xF0 | (v >> 18)))
+            out.append(UInt8(0x80 | ((v >> 12) & 0x3F)))
+            out.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (v & 0x3F)))
+        }
+    }
+    return out
 }
 
 func stripPythonWhitespace(_ text: String) -> String {
