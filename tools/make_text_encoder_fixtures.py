@@ -17,9 +17,11 @@ Cases:
 
 Run:  $(tools/venv.sh) tools/make_text_encoder_fixtures.py
       $(tools/venv.sh) tools/make_text_encoder_fixtures.py --full [DIR]
+      $(tools/venv.sh) tools/make_text_encoder_fixtures.py --bench [DIR]
 The second writes a full-size (CLIP ViT-L/14 text tower) random-weight checkpoint and reference
 to DIR (default ~/.cache/decidiffusion/full/text_encoder; not committed, ~250 MB) for the opt-in
-DECI_FULL=1 test, and prints torch's float32 time for one batch-2 x 77 forward.
+DECI_FULL=1 test, and prints torch's float32 time for one batch-2 x 77 forward; the third only
+times torch on that checkpoint again (to compare with the Swift test's timing).
 """
 import json
 import os
@@ -142,19 +144,31 @@ def write_full(folder):
     ids = token_ids([12, 40], 77, 49408, 49406, 49407, [49407, 0], gen)
     save_file(references(model, ids, 12, [1]), os.path.join(folder, "reference.safetensors"))
     params = sum(v.numel() for k, v in stored.items() if not k.endswith("position_ids"))
+    print(f"full-size text encoder: {params} parameters -> {folder}")
+    bench(model, ids)
+
+
+def bench(model, ids, runs=5):
+    """torch float32 time of one batch-2 x 77 forward (min and median of `runs` after a warm-up)."""
     with torch.no_grad():
         model(input_ids=ids)
         times = []
-        for _ in range(5):
+        for _ in range(runs):
             t0 = time.perf_counter()
             model(input_ids=ids)
             times.append(time.perf_counter() - t0)
-    print(f"full-size text encoder: {params} parameters, torch f32 batch 2 x 77 forward "
-          f"min {min(times):.3f} s, median {sorted(times)[2]:.3f} s ({torch.get_num_threads()} threads) -> {folder}")
+    times.sort()
+    print(f"torch f32 batch 2 x 77 forward: min {times[0]:.3f} s, median {times[len(times) // 2]:.3f} s "
+          f"({torch.get_num_threads()} threads)")
 
 
 if __name__ == "__main__":
+    full_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.expanduser("~/.cache/decidiffusion/full/text_encoder")
     if len(sys.argv) > 1 and sys.argv[1] == "--full":
-        write_full(sys.argv[2] if len(sys.argv) > 2 else os.path.expanduser("~/.cache/decidiffusion/full/text_encoder"))
+        write_full(full_dir)
+    elif len(sys.argv) > 1 and sys.argv[1] == "--bench":
+        from safetensors.torch import load_file
+        bench(CLIPTextModel.from_pretrained(full_dir, dtype=torch.float32).eval(),
+              load_file(os.path.join(full_dir, "reference.safetensors"))["input_ids"])
     else:
         write_tiny()
