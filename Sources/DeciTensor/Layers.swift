@@ -59,9 +59,11 @@ public final class Conv2d: @unchecked Sendable {
         let (oh, ow) = outputSize(height: h, width: w)
         let out = Tensor(shape: [n, oh, ow, outChannels])
         if let residual { precondition(residual.shape == out.shape, "residual \(residual.shape) != conv output \(out.shape)") }
-        let (rc, msg) = withErrorBuffer { err, len in
-            dd_conv_forward(handle, Int32(n), Int32(h), Int32(w), x.pointer, out.pointer, residual?.pointer,
-                            activation.kernel, err, len)
+        let (rc, msg) = OpProfile.measure("conv\(kernelSize.0)x\(kernelSize.1)\(stride > 1 ? "/\(stride)" : "") \(inChannels)->\(outChannels)@\(w)") {
+            withErrorBuffer { err, len in
+                dd_conv_forward(handle, Int32(n), Int32(h), Int32(w), x.pointer, out.pointer, residual?.pointer,
+                                activation.kernel, err, len)
+            }
         }
         precondition(rc == 0, msg)
         return out
@@ -113,8 +115,10 @@ public final class Linear: @unchecked Sendable {
         let out = Tensor(shape: shape)
         precondition(out.count == x.rows * outFeatures, "output shape \(shape) does not hold \(x.rows)x\(outFeatures)")
         if let residual { precondition(residual.count == out.count, "residual \(residual.shape) != linear output \(shape)") }
-        let (rc, msg) = withErrorBuffer { err, len in
-            dd_linear_forward(handle, x.rows, x.pointer, x.ld, out.pointer, residual?.pointer, activation.kernel, err, len)
+        let (rc, msg) = OpProfile.measure("linear \(inFeatures)->\(outFeatures)") {
+            withErrorBuffer { err, len in
+                dd_linear_forward(handle, x.rows, x.pointer, x.ld, out.pointer, residual?.pointer, activation.kernel, err, len)
+            }
         }
         precondition(rc == 0, msg)
         return out
@@ -146,11 +150,13 @@ public struct GroupNorm: Sendable {
         let n = x.shape[0]
         if let addBias { precondition(addBias.count == n * channels, "GroupNorm bias \(addBias.shape) != [\(n), \(channels)]") }
         let out = Tensor(shape: x.shape)
+        OpProfile.measure("groupnorm\(silu ? "+silu" : "")") {
         weight.withUnsafeBufferPointer { g in
             bias.withUnsafeBufferPointer { b in
                 dd_group_norm(x.pointer, out.pointer, n, x.count / (n * channels), channels, groups, eps, g.baseAddress,
                               b.baseAddress, addBias?.pointer, silu ? 1 : 0)
             }
+        }
         }
         return out
     }
@@ -174,9 +180,11 @@ public struct LayerNorm: Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.channels == channels, "LayerNorm(\(channels)) got \(x.shape)")
         let out = Tensor(shape: x.shape)
-        weight.withUnsafeBufferPointer { g in
-            bias.withUnsafeBufferPointer { b in
-                dd_layer_norm(x.pointer, out.pointer, x.rows, channels, eps, g.baseAddress, b.baseAddress)
+        OpProfile.measure("layernorm") {
+            weight.withUnsafeBufferPointer { g in
+                bias.withUnsafeBufferPointer { b in
+                    dd_layer_norm(x.pointer, out.pointer, x.rows, channels, eps, g.baseAddress, b.baseAddress)
+                }
             }
         }
         return out

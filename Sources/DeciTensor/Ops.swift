@@ -15,9 +15,11 @@ public enum Ops {
         precondition(!causal || nq == nk, "causal attention needs as many queries as keys, got \(nq) and \(nk)")
         let out = Tensor(shape: [batch, nq, c])
         let s = scale ?? 1 / Float(d).squareRoot()
-        let (rc, msg) = withErrorBuffer { err, len in
+        let (rc, msg) = OpProfile.measure("attention \(nq)x\(nk)") {
+            withErrorBuffer { err, len in
             dd_attention(Int32(batch), nq, nk, Int32(heads), Int32(d), q.pointer, q.ld, k.pointer, k.ld, v.pointer, v.ld,
                          out.pointer, c, s, causal ? 1 : 0, precision.kernelType, err, len)
+            }
         }
         precondition(rc == 0, msg)
         return out
@@ -59,7 +61,7 @@ public enum Ops {
         precondition(x.channels % 2 == 0, "geglu needs an even last axis, got \(x.shape)")
         let f = x.channels / 2
         let out = Tensor(shape: Array(x.shape.dropLast()) + [f])
-        dd_geglu(x.pointer, out.pointer, x.rows, f)
+        OpProfile.measure("geglu") { dd_geglu(x.pointer, out.pointer, x.rows, f) }
         return out
     }
 
@@ -75,7 +77,7 @@ public enum Ops {
         precondition(x.rank == 4, "upsample needs NHWC, got \(x.shape)")
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let out = Tensor(shape: [n, 2 * h, 2 * w, c])
-        dd_upsample_nearest2x(x.pointer, out.pointer, n, h, w, c)
+        OpProfile.measure("upsample") { dd_upsample_nearest2x(x.pointer, out.pointer, n, h, w, c) }
         return out
     }
 
@@ -83,7 +85,7 @@ public enum Ops {
     public static func concatChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.rows == b.rows && Array(a.shape.dropLast()) == Array(b.shape.dropLast()), "concat: \(a.shape) with \(b.shape)")
         let out = Tensor(shape: Array(a.shape.dropLast()) + [a.channels + b.channels])
-        dd_concat_channels(a.pointer, a.channels, b.pointer, b.channels, out.pointer, a.rows)
+        OpProfile.measure("concat") { dd_concat_channels(a.pointer, a.channels, b.pointer, b.channels, out.pointer, a.rows) }
         return out
     }
 

@@ -4,7 +4,72 @@ import DeciTensor
 import Foundation
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [Kernels.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: seconds per image (the model card's runtime table) and kernel rates.",
+        subcommands: [Pipeline.self, Kernels.self], defaultSubcommand: Pipeline.self)
+
+    struct Pipeline: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Seconds per image at 30/35/50 steps with a breakdown, load time and peak RSS.",
+            discussion: "Without --model, full-size random-weight DeciDiffusion (and with --sd15, SD 1.5) checkpoints are built once from the configs in Resources/configs under ~/.cache/decidiffusion/random; timing does not depend on weight values.")
+
+        @Option(name: .shortAndLong, help: "Checkpoint folder or repo id (default: random-weight full-size DeciDiffusion).")
+        var model: String?
+        @Flag(help: "Also benchmark a random-weight SD 1.5 (50 steps), and print the per-step ratio.") var sd15 = false
+        @Option(help: "Compute precision.") var precision: Precision = .bf16
+        @Option(help: "Image sizes.") var size: [Int] = [512]
+        @Option(help: "Step counts to report.") var steps: [Int] = [30, 35, 50]
+        @Option(help: "Denoising steps actually timed (the per-image figures use their mean).") var measureSteps = 3
+        @Option(help: "Threads (0 = all cores).") var threads = 0
+        @Flag(help: "Print per-op time totals.") var profile = false
+
+        func run() throws {
+            Backend.threads = threads
+            print("backend: \(Backend.info)")
+            var deciStep: [Int: Double] = [:]
+            let deci = try model.map { try CheckpointLayout.locate($0) } ?? randomFolder(.deciDiffusion)
+            deciStep = try benchmark(folder: deci, label: model ?? "DeciDiffusion (random weights)", stepCounts: steps)
+            if sd15 {
+                let sd = try randomFolder(.sd15)
+                let sdStep = try benchmark(folder: sd, label: "SD 1.5 (random weights)", stepCounts: [50])
+                for s in size {
+                    if let d = deciStep[s], let b = sdStep[s] {
+                        print(String(format: "per-step ratio DeciDiffusion / SD 1.5 at %d px: %.2f (model card implies about 0.7)", s, d / b))
+                    }
+                }
+            }
+        }
+
+        func randomFolder(_ kind: RandomCheckpoint.Kind) throws -> URL {
+            let repo = RepoPaths.root
+            return try RandomCheckpoint.folder(kind, specFolder: repo.appendingPathComponent("Resources/configs"),
+                                               tokenizerFolder: repo.appendingPathComponent("Resources/clip-tokenizer")) { print($0) }
+        }
+
+        func benchmark(folder: URL, label: String, stepCounts: [Int]) throws -> [Int: Double] {
+            let pipeline = try DiffusionPipeline(folder: folder, precision: precision)
+            print("\n\(label): \(folder.path)\nload: \(String(format: "%.2f", pipeline.loadSeconds)) s, precision \(precision.rawValue)")
+            var perStep: [Int: Double] = [:]
+            for s in size {
+                OpProfile.enabled = false
+                OpProfile.reset()
+                let r = try PipelineBenchmark.run(pipeline, size: s, measureSteps: measureSteps) 
+                if profile {
+                    OpProfile.enabled = true
+                    _ = try PipelineBenchmark.run(pipeline, size: s, measureSteps: 1)
+                    OpProfile.enabled = false
+                }
+                perStep[s] = r.stepSeconds
+                print(String(format: "%d px: text encoder %.3f s, UNet step (batch 2) %.3f s, VAE decode %.3f s, peak RSS %.2f GiB",
+                             s, r.textEncoderSeconds, r.stepSeconds, r.vaeDecodeSeconds, Double(r.peakRSSBytes) / 1073741824))
+                for n in stepCounts {
+                    print(String(format: "  %3d steps: %7.2f s per image", n, r.secondsPerImage(steps: n)))
+                }
+                if profile { print(OpProfile.report()) }
+            }
+            return perStep
+        }
+    }
 
     struct Kernels: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -29,5 +94,18 @@ struct Bench: ParsableCommand {
                 fflush(nil)
             }
         }
+    }
+}
+
+/// The repository the executable was built in (for Resources/), found from the executable's
+/// path, falling back to the working directory.
+enum RepoPaths {
+    static var root: URL {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("Resources/configs").path) { return dir }
+            dir = dir.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     }
 }

@@ -1,0 +1,155 @@
+import DeciModels
+import DeciWeights
+import Foundation
+
+/// Writes a full-size checkpoint folder with random fp16 weights in the official diffusers layout
+/// (DeciDiffusion or SD 1.5 shaped) from the configs in the spec folder, so speed and memory can be
+/// measured without downloading anything: timing does not depend on weight values.
+public enum RandomCheckpoint {
+    public enum Kind: String, Sendable, CaseIterable {
+        case deciDiffusion = "decidiffusion"
+        case sd15 = "sd15"
+    }
+
+    /// The folder, written on first use under `cacheRoot` (default `~/.cache/decidiffusion/random`).
+    public static func folder(_ kind: Kind, specFolder: URL, tokenizerFolder: URL, cacheRoot: URL? = nil,
+                              log: (String) -> Void = { _ in }) throws -> URL {
+        let root = (cacheRoot ?? URL(fileURLWithPath: NSHomeDirectory()).appendingPathComponent(".cache/decidiffusion/random"))
+            .appendingPathComponent(kind.rawValue)
+        let done = root.appendingPathComponent(".complete")
+        if FileManager.default.fileExists(atPath: done.path) { return root }
+        try? FileManager.default.removeItem(at: root)
+        let fm = FileManager.default
+        try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        func write(_ json: String, _ path: String) throws {
+            let url = root.appendingPathComponent(path)
+            try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(json.utf8).write(to: url)
+        }
+        // Tokenizer: the real CLIP vocabulary.
+        try fm.createDirectory(at: root.appendingPathComponent("tokenizer"), withIntermediateDirectories: true)
+        for f in try fm.contentsOfDirectory(atPath: tokenizerFolder.path) where f.hasSuffix(".json") || f.hasSuffix(".txt") {
+            try fm.copyItem(at: tokenizerFolder.appendingPathComponent(f), to: root.appendingPathComponent("tokenizer/\(f)"))
+        }
+        try write(clipConfigJSON, "text_encoder/config.json")
+        try writeWeights(clipPlan(), to: root.appendingPathComponent("text_encoder/model.safetensors"), log: log)
+        try write(vaeConfigJSON, "vae/config.json")
+        try writeWeights(vaePlan(AutoencoderKLConfig.stableDiffusion),
+                         to: root.appendingPathComponent("vae/diffusion_pytorch_model.safetensors"), log: log)
+        switch kind {
+        case .deciDiffusion:
+            try write(#"{"_class_name": "DeciDiffusionPipeline", "_diffusers_version": "0.20.2", "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}"#,
+                      "model_index.json")
+            try fm.copyItem(at: specFolder.appendingPathComponent("scheduler_config.json"),
+                            to: root.appendingPathComponent("scheduler/scheduler_config.json"))
+            let cfgURL = specFolder.appendingPathComponent("flexible_unet.config.json")
+            try fm.createDirectory(at: root.appendingPathComponent("flexible_unet"), withIntermediateDirectories: true)
+            try fm.copyItem(at: cfgURL, to: root.appendingPathComponent("flexible_unet/config.json"))
+            let plan = try UNetNASConfig.load(cfgURL.path).parameterPlan()
+            try writeWeights(plan.entries, to: root.appendingPathComponent("flexible_unet/diffusion_pytorch_model.safetensors"), log: log)
+        case .sd15:
+            try write(#"{"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1", "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}"#,
+                      "model_index.json")
+            try write(#"{"_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000, "set_alpha_to_one": false, "skip_prk_steps": true, "steps_offset": 1, "trained_betas": null, "clip_sample": false}"#,
+                      "scheduler/scheduler_config.json")
+            let cfgURL = specFolder.appendingPathComponent("sd15_unet.config.json")
+            try fm.createDirectory(at: root.appendingPathComponent("unet"), withIntermediateDirectories: true)
+            try fm.copyItem(at: cfgURL, to: root.appendingPathComponent("unet/config.json"))
+            let plan = try UNet2DConditionConfig.load(cfgURL.path).parameterPlan()
+            try writeWeights(plan.entries, to: root.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"), log: log)
+        }
+        try Data().write(to: done)
+        return root
+    }
+
+    static let clipConfigJSON = #"{"architectures": ["CLIPTextModel"], "hidden_act": "quick_gelu", "hidden_size": 768, "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "model_type": "clip_text_model", "num_attention_heads": 12, "num_hidden_layers": 12, "projection_dim": 768, "vocab_size": 49408, "torch_dtype": "float16"}"#
+
+    static let vaeConfigJSON = #"{"_class_name": "AutoencoderKL", "act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"], "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32, "out_channels": 3, "sample_size": 512, "scaling_factor": 0.18215, "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"]}"#
+
+    /// CLIP ViT-L/14 text tower keys (transformers' names), 123,060,480 parameters.
+    static func clipPlan(hidden h: Int = 768, layers: Int = 12, inter: Int = 3072, vocab: Int = 49408, positions: Int = 77) -> [(key: String, shape: [Int])] {
+        var e: [(key: String, shape: [Int])] = [
+            ("text_model.embeddings.token_embedding.weight", [vocab, h]),
+            ("text_model.embeddings.position_embedding.weight", [positions, h]),
+        ]
+        for i in 0..<layers {
+            let p = "text_model.encoder.layers.\(i)."
+            for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                e += [(p + "self_attn.\(proj).weight", [h, h]), (p + "self_attn.\(proj).bias", [h])]
+            }
+            e += [(p + "layer_norm1.weight", [h]), (p + "layer_norm1.bias", [h]), (p + "layer_norm2.weight", [h]), (p + "layer_norm2.bias", [h])]
+            e += [(p + "mlp.fc1.weight", [inter, h]), (p + "mlp.fc1.bias", [inter]), (p + "mlp.fc2.weight", [h, inter]), (p + "mlp.fc2.bias", [h])]
+        }
+        e += [("text_model.final_layer_norm.weight", [h]), ("text_model.final_layer_norm.bias", [h])]
+        return e
+    }
+
+    /// AutoencoderKL keys (diffusers' names) for a config.
+    static func vaePlan(_ c: AutoencoderKLConfig) -> [(key: String, shape: [Int])] {
+        var e: [(key: String, shape: [Int])] = []
+        func conv(_ p: String, _ cin: Int, _ cout: Int, _ k: Int) { e += [(p + ".weight", [cout, cin, k, k]), (p + ".bias", [cout])] }
+        func norm(_ p: String, _ ch: Int) { e += [(p + ".weight", [ch]), (p + ".bias", [ch])] }
+        func resnet(_ p: String, _ cin: Int, _ cout: Int) {
+            norm(p + ".norm1", cin); conv(p + ".conv1", cin, cout, 3); norm(p + ".norm2", cout); conv(p + ".conv2", cout, cout, 3)
+            if cin != cout { conv(p + ".conv_shortcut", cin, cout, 1) }
+        }
+        func mid(_ p: String, _ ch: Int) {
+            resnet(p + ".resnets.0", ch, ch)
+            norm(p + ".attentions.0.group_norm", ch)
+            for n in ["to_q", "to_k", "to_v", "to_out.0"] { e += [(p + ".attentions.0.\(n).weight", [ch, ch]), (p + ".attentions.0.\(n).bias", [ch])] }
+            resnet(p + ".resnets.1", ch, ch)
+        }
+        let ch = c.blockOutChannels, L = c.latentChannels, last = ch[ch.count - 1]
+        conv("encoder.conv_in", c.inChannels, ch[0], 3)
+        var cin = ch[0]
+        for (i, cout) in ch.enumerated() {
+            for j in 0..<c.layersPerBlock { resnet("encoder.down_blocks.\(i).resnets.\(j)", j == 0 ? cin : cout, cout) }
+            if i < ch.count - 1 { conv("encoder.down_blocks.\(i).downsamplers.0.conv", cout, cout, 3) }
+            cin = cout
+        }
+        mid("encoder.mid_block", last)
+        norm("encoder.conv_norm_out", last)
+        conv("encoder.conv_out", last, 2 * L, 3)
+        conv("quant_conv", 2 * L, 2 * L, 1)
+        conv("post_quant_conv", L, L, 1)
+        conv("decoder.conv_in", L, last, 3)
+        mid("decoder.mid_block", last)
+        let rev = Array(ch.reversed())
+        var prev = rev[0]
+        for (i, cout) in rev.enumerated() {
+            for j in 0...c.layersPerBlock { resnet("decoder.up_blocks.\(i).resnets.\(j)", j == 0 ? prev : cout, cout) }
+            if i < rev.count - 1 { conv("decoder.up_blocks.\(i).upsamplers.0.conv", cout, cout, 3) }
+            prev = cout
+        }
+        norm("decoder.conv_norm_out", ch[0])
+        conv("decoder.conv_out", ch[0], c.outChannels, 3)
+        return e
+    }
+
+    /// Random fp16 weights: uniform in ±1/sqrt(fan_in) for matrices (activations stay O(1)),
+    /// 1 for norm scales, small for biases. Deterministic.
+    static func writeWeights(_ plan: [(key: String, shape: [Int])], to url: URL, log: (String) -> Void) throws {
+        log("writing random weights: \(url.path)")
+        var writer = SafeTensorsWriter(metadata: ["format": "pt"])
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for (key, shape) in plan {
+            let n = shape.reduce(1, *)
+            let isNormScale = shape.count == 1 && key.hasSuffix(".weight")
+            let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
+            let scale: Float = shape.count > 1 ? 1 / Float(fanIn).squareRoot() : 0.02
+            var bytes = [UInt8](repeating: 0, count: n * 2)
+            bytes.withUnsafeMutableBytes { raw in
+                let p = raw.bindMemory(to: UInt16.self)
+                for i in 0..<n {
+                    state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                    let u = Float(state >> 40) / Float(1 << 24) * 2 - 1
+                    let v: Float = isNormScale ? 1 : u * scale
+                    p[i] = Float16(v).bitPattern
+                }
+            }
+            try writer.add(key, dtype: .F16, shape: shape, bytes: bytes)
+        }
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try writer.write(to: url.path)
+    }
+}
