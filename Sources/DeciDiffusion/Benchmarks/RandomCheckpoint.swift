@@ -40,6 +40,7 @@ public enum RandomCheckpoint {
         case .deciDiffusion:
             try write(#"{"_class_name": "DeciDiffusionPipeline", "_diffusers_version": "0.20.2", "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}"#,
                       "model_index.json")
+            try fm.createDirectory(at: root.appendingPathComponent("scheduler"), withIntermediateDirectories: true)
             try fm.copyItem(at: specFolder.appendingPathComponent("scheduler_config.json"),
                             to: root.appendingPathComponent("scheduler/scheduler_config.json"))
             let cfgURL = specFolder.appendingPathComponent("flexible_unet.config.json")
