@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@testable import DeciModels
+import DeciModels
 
 enum SDCases {
     static let names = ["sd1", "sd2", "inpaint"]
@@ -59,11 +59,12 @@ struct UNet2DConditionTests {
     func sd15Count() throws {
         let config = try UNet2DConditionConfig.decode(Data(sd15Config.utf8))
         #expect(try UNet2DConditionModel.parameterCount(config) == 859_520_964)
-        let l = try config.layout()
-        #expect(l.down.map(\.heads) == [8, 8, 8, 8])
-        #expect(l.up.map(\.prevOutputChannels) == [1280, 1280, 1280, 640])
-        #expect(l.up.map(\.inChannels) == [1280, 640, 320, 320])
-        #expect(l.up.map(\.layers) == [3, 3, 3, 3])
+        // Up-block resnet inputs: (j == 0 ? prev_output_channel : out) + (j == last ? mirrored in : out).
+        let s = try config.parameterPlan().shapes
+        let widths = (0..<4).map { i in (0..<3).compactMap { j in s["up_blocks.\(i).resnets.\(j).conv1.weight"]?[1] } }
+        #expect(widths == [[2560, 2560, 2560], [2560, 2560, 1920], [1920, 1280, 960], [960, 640, 640]])
+        #expect(s["up_blocks.3.upsamplers.0.conv.weight"] == nil && s["down_blocks.3.downsamplers.0.conv.weight"] == nil)
+        #expect(s["down_blocks.0.attentions.1.proj_in.weight"] == [320, 320, 1, 1])
     }
 
     @Test("model properties and the inpainting input width")

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@testable import DeciModels
+import DeciModels
 
 /// Tolerances (max|diff| / max|ref|) against the f32 PyTorch reference. Measured on the tiny
 /// fixtures: f32 1.5e-6 to 2.0e-6; bf16 (matmul/conv inputs and weights rounded to bf16, f32
@@ -95,34 +95,33 @@ struct UNetNASTests {
         }
     }
 
-    @Test("published layout: module order, skip widths, latent multiple")
+    @Test("published layout: module order and per-resnet widths")
     func publishedLayout() throws {
-        let config = try UNetNASConfig.decode(Data(publishedNASConfig.utf8))
-        let l = try config.layout()
-        typealias M = UNetNASConfig.Module
-        #expect(l.down[1].modules == [M.resnet(in: 320, out: 640), .attention(channels: 640), .resnet(in: 640, out: 640)])
-        #expect(l.down[2].modules == [M.resnet(in: 640, out: 1280), .attention(channels: 1280), .attention(channels: 1280), .attention(channels: 1280)])
-        #expect(l.mid.modules == [M.resnet(in: 1280, out: 1280), .attention(channels: 1280), .resnet(in: 1280, out: 1280),
-                                  .attention(channels: 1280), .resnet(in: 1280, out: 1280), .resnet(in: 1280, out: 1280),
-                                  .resnet(in: 1280, out: 1280)])
-        #expect(l.up[0].modules.prefix(4) == [M.resnet(in: 2560, out: 1280), .attention(channels: 1280), .resnet(in: 1920, out: 1280), .attention(channels: 1280)])
-        #expect(l.up[1].modules.filter { if case .resnet = $0 { true } else { false } }
-                == [M.resnet(in: 1920, out: 640), .resnet(in: 1280, out: 640), .resnet(in: 960, out: 640)])
-        #expect(l.up[2].modules == [M.resnet(in: 960, out: 320), .resnet(in: 640, out: 320), .resnet(in: 640, out: 320)])
-        #expect(l.down[2].pushDownsample == false && l.down[1].pushDownsample)
-        #expect(l.downsamplers == 3)
+        let plan = try UNetNASConfig.decode(Data(publishedNASConfig.utf8)).parameterPlan()
+        #expect(modulesList(plan, "down_blocks.0") == "R320>320 R320>320")
+        #expect(modulesList(plan, "down_blocks.1") == "R320>640 A640 R640>640")
+        #expect(modulesList(plan, "down_blocks.2") == "R640>1280 A1280 A1280 A1280")
+        #expect(modulesList(plan, "mid_block") == "R1280>1280 A1280 R1280>1280 A1280 R1280>1280 R1280>1280 R1280>1280")
+        #expect(modulesList(plan, "up_blocks.0") == "R2560>1280 A1280 R1920>1280 A1280 A1280 A1280 A1280 A1280")
+        #expect(modulesList(plan, "up_blocks.1") == "R1920>640 A640 R1280>640 A640 R960>640 A640")
+        #expect(modulesList(plan, "up_blocks.2") == "R960>320 R640>320 R640>320")
+        let s = plan.shapes
+        #expect(s["down_blocks.2.downsamplers.0.conv.weight"] == [1280, 1280, 3, 3])
+        #expect(s["mid_block.upsamplers.0.conv.weight"] == [1280, 1280, 3, 3])
+        #expect(s["up_blocks.1.upsamplers.0.conv.weight"] == [640, 640, 3, 3])
+        #expect(s["up_blocks.2.upsamplers.0.conv.weight"] == nil)
+        #expect(s["up_blocks.0.modules_list.1.transformer_blocks.0.attn2.to_k.weight"] == [1280, 768])
+        #expect(s["up_blocks.0.modules_list.1.proj_in.weight"] == [1280, 1280, 1, 1])
     }
 
     @Test("mix_block_in_forward false puts every resnet first")
     func unmixedOrder() throws {
-        var text = publishedNASConfig.replacingOccurrences(of: "\"mix_block_in_forward\": true", with: "\"mix_block_in_forward\": false")
-        text = text.replacingOccurrences(of: "\"sample_size\": 64", with: "\"sample_size\": 32")
-        let l = try UNetNASConfig.decode(Data(text.utf8)).layout()
-        typealias M = UNetNASConfig.Module
-        #expect(l.mid.modules == [M.resnet(in: 1280, out: 1280), .resnet(in: 1280, out: 1280), .resnet(in: 1280, out: 1280),
-                                  .resnet(in: 1280, out: 1280), .resnet(in: 1280, out: 1280), .attention(channels: 1280), .attention(channels: 1280)])
-        #expect(l.down[1].modules == [M.resnet(in: 320, out: 640), .resnet(in: 640, out: 640), .attention(channels: 640)])
-        #expect(try UNetNASConfig.decode(Data(text.utf8)).parameterPlan().parameterCount == 814_746_884)
+        let text = publishedNASConfig.replacingOccurrences(of: "\"mix_block_in_forward\": true", with: "\"mix_block_in_forward\": false")
+        let plan = try UNetNASConfig.decode(Data(text.utf8)).parameterPlan()
+        #expect(modulesList(plan, "mid_block") == "R1280>1280 R1280>1280 R1280>1280 R1280>1280 R1280>1280 A1280 A1280")
+        #expect(modulesList(plan, "down_blocks.1") == "R320>640 R640>640 A640")
+        #expect(modulesList(plan, "up_blocks.1") == "R1920>640 R1280>640 R960>640 A640 A640 A640")
+        #expect(plan.parameterCount == 814_746_884)
     }
 
     @Test("latent sizes must be multiples of 2^downsamplers")
@@ -275,4 +274,22 @@ func benchmark(_ label: String, _ model: any Denoiser, contextChannels: Int) {
             print("\(label) \(precision.rawValue) 64x64 per-module breakdown:\n\(prof.report)")
         }
     }
+}
+
+/// A block's `modules_list` read back from a parameter plan: `R<in>><out>` per resnet (from conv1),
+/// `A<c>` per attention (from proj_in).
+func modulesList(_ plan: ParameterPlan, _ block: String) -> String {
+    let s = plan.shapes
+    var parts: [String] = []
+    for j in 0... {
+        let p = "\(block).modules_list.\(j)."
+        if let w = s[p + "conv1.weight"] {
+            parts.append("R\(w[1])>\(w[0])")
+        } else if let w = s[p + "proj_in.weight"] {
+            parts.append("A\(w[0])")
+        } else {
+            break
+        }
+    }
+    return parts.joined(separator: " ")
 }
