@@ -141,12 +141,12 @@ struct UNet2DConditionTests {
 
 // MARK: - Opt-in full size (DECI_FULL=1)
 
-@Suite("UNet2DConditionModel full size", .enabled(if: FixturePaths.fullSizeEnabled))
+@Suite("UNet2DConditionModel full size", .serialized, .enabled(if: FixturePaths.fullSizeEnabled))
 struct UNet2DConditionFullSizeTests {
-    @Test("SD 1.5 random-weight parity at 32x32 and timing at 32x32 / 64x64, batch 2")
-    func fullSize() throws {
+    @Test("random-weight parity at a 32x32 latent, batch 2, f32 and bf16")
+    func parity() throws {
         guard let data = FullSizeData("unet_sd15") else {
-            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full sd15` first")
+            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full` first")
             return
         }
         let (sample, t, context, want) = try data.inputs()
@@ -157,9 +157,19 @@ struct UNet2DConditionFullSizeTests {
             #expect(try UNet2DConditionModel.parameterCount(model.config) == 859_520_964)
             let out = model(sample, timesteps: t, context: context)
             let c = compare(out.toNCHW(), want)
-            print("SD-1.5 UNet full \(precision) 32x32 batch 2: \(c); load \(String(format: "%.1f", load)) s")
+            print("SD-1.5 UNet full \(precision) 32x32 batch 2: \(c); load " + String(format: "%.1f s", load))
             #expect(c.within(relative: precision == .f32 ? f32Tolerance : bf16Tolerance), "\(c)")
-            benchmark("SD-1.5 UNet", model, contextChannels: 768)
+        }
+    }
+
+    @Test("timing: batch 2 at 32x32 and 64x64 (DECI_BENCH_PRECISIONS=f32,bf16), per-module breakdown")
+    func timing() throws {
+        guard let data = FullSizeData("unet_sd15") else {
+            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full` first")
+            return
+        }
+        for precision in benchPrecisions() {
+            benchmark("SD-1.5 UNet", try UNet2DConditionModel.load(folder: data.folder, precision: precision), contextChannels: 768)
         }
     }
 }

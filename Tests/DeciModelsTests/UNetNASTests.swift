@@ -226,12 +226,12 @@ struct UNetNASTests {
 
 // MARK: - Opt-in full size (DECI_FULL=1)
 
-@Suite("U-Net-NAS full size", .enabled(if: FixturePaths.fullSizeEnabled))
+@Suite("U-Net-NAS full size", .serialized, .enabled(if: FixturePaths.fullSizeEnabled))
 struct UNetNASFullSizeTests {
-    @Test("random-weight parity at 32x32 and timing at 32x32 / 64x64, batch 2")
-    func fullSize() throws {
+    @Test("random-weight parity at a 32x32 latent, batch 2, f32 and bf16")
+    func parity() throws {
         guard let data = FullSizeData("unet_nas") else {
-            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full nas` first")
+            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full` first")
             return
         }
         let (sample, t, context, want) = try data.inputs()
@@ -240,12 +240,21 @@ struct UNetNASFullSizeTests {
             let model = try UNetNAS.load(folder: data.folder, precision: precision)
             let load = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
             #expect(try UNetNAS.parameterCount(model.config) == 814_746_884)
-            var out = Tensor(shape: [1])
-            let first = seconds { out = model(sample, timesteps: t, context: context) }
+            let out = model(sample, timesteps: t, context: context)
             let c = compare(out.toNCHW(), want)
-            print("U-Net-NAS full \(precision) 32x32 batch 2: \(c); load \(String(format: "%.1f", load)) s, first call \(String(format: "%.2f", first)) s")
+            print("U-Net-NAS full \(precision) 32x32 batch 2: \(c); load " + String(format: "%.1f s", load))
             #expect(c.within(relative: precision == .f32 ? f32Tolerance : bf16Tolerance), "\(c)")
-            benchmark("U-Net-NAS", model, contextChannels: 768)
+        }
+    }
+
+    @Test("timing: batch 2 at 32x32 and 64x64 (DECI_BENCH_PRECISIONS=f32,bf16), per-module breakdown")
+    func timing() throws {
+        guard let data = FullSizeData("unet_nas") else {
+            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full` first")
+            return
+        }
+        for precision in benchPrecisions() {
+            benchmark("U-Net-NAS", try UNetNAS.load(folder: data.folder, precision: precision), contextChannels: 768)
         }
     }
 }
@@ -292,4 +301,11 @@ func modulesList(_ plan: ParameterPlan, _ block: String) -> String {
         }
     }
     return parts.joined(separator: " ")
+}
+
+/// Precisions the timing tests run: `DECI_BENCH_PRECISIONS` (comma-separated), default f32 only
+/// (bf16 is emulated at f32 speed on AVX2-only machines).
+func benchPrecisions() -> [Precision] {
+    let list = ProcessInfo.processInfo.environment["DECI_BENCH_PRECISIONS"] ?? "f32"
+    return list.split(separator: ",").compactMap { Precision(rawValue: String($0)) }
 }
