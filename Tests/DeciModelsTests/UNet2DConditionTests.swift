@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@testable import DeciModels
+import DeciModels
 
 enum SDCases {
     static let names = ["sd1", "sd2", "inpaint"]
@@ -59,11 +59,12 @@ struct UNet2DConditionTests {
     func sd15Count() throws {
         let config = try UNet2DConditionConfig.decode(Data(sd15Config.utf8))
         #expect(try UNet2DConditionModel.parameterCount(config) == 859_520_964)
-        let l = try config.layout()
-        #expect(l.down.map(\.heads) == [8, 8, 8, 8])
-        #expect(l.up.map(\.prevOutputChannels) == [1280, 1280, 1280, 640])
-        #expect(l.up.map(\.inChannels) == [1280, 640, 320, 320])
-        #expect(l.up.map(\.layers) == [3, 3, 3, 3])
+        // Up-block resnet inputs: (j == 0 ? prev_output_channel : out) + (j == last ? mirrored in : out).
+        let s = try config.parameterPlan().shapes
+        let widths = (0..<4).map { i in (0..<3).compactMap { j in s["up_blocks.\(i).resnets.\(j).conv1.weight"]?[1] } }
+        #expect(widths == [[2560, 2560, 2560], [2560, 2560, 1920], [1920, 1280, 960], [960, 640, 640]])
+        #expect(s["up_blocks.3.upsamplers.0.conv.weight"] == nil && s["down_blocks.3.downsamplers.0.conv.weight"] == nil)
+        #expect(s["down_blocks.0.attentions.1.proj_in.weight"] == [320, 320, 1, 1])
     }
 
     @Test("model properties and the inpainting input width")
@@ -140,12 +141,12 @@ struct UNet2DConditionTests {
 
 // MARK: - Opt-in full size (DECI_FULL=1)
 
-@Suite("UNet2DConditionModel full size", .enabled(if: FixturePaths.fullSizeEnabled))
+@Suite("UNet2DConditionModel full size", .serialized, .enabled(if: FixturePaths.fullSizeEnabled))
 struct UNet2DConditionFullSizeTests {
-    @Test("SD 1.5 random-weight parity at 32x32 and timing at 32x32 / 64x64, batch 2")
-    func fullSize() throws {
+    @Test("random-weight parity at a 32x32 latent, batch 2, f32 and bf16")
+    func parity() throws {
         guard let data = FullSizeData("unet_sd15") else {
-            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full sd15` first")
+            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full` first")
             return
         }
         let (sample, t, context, want) = try data.inputs()
@@ -156,9 +157,19 @@ struct UNet2DConditionFullSizeTests {
             #expect(try UNet2DConditionModel.parameterCount(model.config) == 859_520_964)
             let out = model(sample, timesteps: t, context: context)
             let c = compare(out.toNCHW(), want)
-            print("SD-1.5 UNet full \(precision) 32x32 batch 2: \(c); load \(String(format: "%.1f", load)) s")
+            print("SD-1.5 UNet full \(precision) 32x32 batch 2: \(c); load " + String(format: "%.1f s", load))
             #expect(c.within(relative: precision == .f32 ? f32Tolerance : bf16Tolerance), "\(c)")
-            benchmark("SD-1.5 UNet", model, contextChannels: 768)
+        }
+    }
+
+    @Test("timing: batch 2 at 32x32 and 64x64 (DECI_BENCH_PRECISIONS=f32,bf16), per-module breakdown")
+    func timing() throws {
+        guard let data = FullSizeData("unet_sd15") else {
+            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full` first")
+            return
+        }
+        for precision in benchPrecisions() {
+            benchmark("SD-1.5 UNet", try UNet2DConditionModel.load(folder: data.folder, precision: precision), contextChannels: 768)
         }
     }
 }

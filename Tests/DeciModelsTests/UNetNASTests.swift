@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import TestSupport
 
-@testable import DeciModels
+import DeciModels
 
 /// Tolerances (max|diff| / max|ref|) against the f32 PyTorch reference. Measured on the tiny
 /// fixtures: f32 1.5e-6 to 2.0e-6; bf16 (matmul/conv inputs and weights rounded to bf16, f32
@@ -95,34 +95,33 @@ struct UNetNASTests {
         }
     }
 
-    @Test("published layout: module order, skip widths, latent multiple")
+    @Test("published layout: module order and per-resnet widths")
     func publishedLayout() throws {
-        let config = try UNetNASConfig.decode(Data(publishedNASConfig.utf8))
-        let l = try config.layout()
-        typealias M = UNetNASConfig.Module
-        #expect(l.down[1].modules == [M.resnet(in: 320, out: 640), .attention(channels: 640), .resnet(in: 640, out: 640)])
-        #expect(l.down[2].modules == [M.resnet(in: 640, out: 1280), .attention(channels: 1280), .attention(channels: 1280), .attention(channels: 1280)])
-        #expect(l.mid.modules == [M.resnet(in: 1280, out: 1280), .attention(channels: 1280), .resnet(in: 1280, out: 1280),
-                                  .attention(channels: 1280), .resnet(in: 1280, out: 1280), .resnet(in: 1280, out: 1280),
-                                  .resnet(in: 1280, out: 1280)])
-        #expect(l.up[0].modules.prefix(4) == [M.resnet(in: 2560, out: 1280), .attention(channels: 1280), .resnet(in: 1920, out: 1280), .attention(channels: 1280)])
-        #expect(l.up[1].modules.filter { if case .resnet = $0 { true } else { false } }
-                == [M.resnet(in: 1920, out: 640), .resnet(in: 1280, out: 640), .resnet(in: 960, out: 640)])
-        #expect(l.up[2].modules == [M.resnet(in: 960, out: 320), .resnet(in: 640, out: 320), .resnet(in: 640, out: 320)])
-        #expect(l.down[2].pushDownsample == false && l.down[1].pushDownsample)
-        #expect(l.downsamplers == 3)
+        let plan = try UNetNASConfig.decode(Data(publishedNASConfig.utf8)).parameterPlan()
+        #expect(modulesList(plan, "down_blocks.0") == "R320>320 R320>320")
+        #expect(modulesList(plan, "down_blocks.1") == "R320>640 A640 R640>640")
+        #expect(modulesList(plan, "down_blocks.2") == "R640>1280 A1280 A1280 A1280")
+        #expect(modulesList(plan, "mid_block") == "R1280>1280 A1280 R1280>1280 A1280 R1280>1280 R1280>1280 R1280>1280")
+        #expect(modulesList(plan, "up_blocks.0") == "R2560>1280 A1280 R1920>1280 A1280 A1280 A1280 A1280 A1280")
+        #expect(modulesList(plan, "up_blocks.1") == "R1920>640 A640 R1280>640 A640 R960>640 A640")
+        #expect(modulesList(plan, "up_blocks.2") == "R960>320 R640>320 R640>320")
+        let s = plan.shapes
+        #expect(s["down_blocks.2.downsamplers.0.conv.weight"] == [1280, 1280, 3, 3])
+        #expect(s["mid_block.upsamplers.0.conv.weight"] == [1280, 1280, 3, 3])
+        #expect(s["up_blocks.1.upsamplers.0.conv.weight"] == [640, 640, 3, 3])
+        #expect(s["up_blocks.2.upsamplers.0.conv.weight"] == nil)
+        #expect(s["up_blocks.0.modules_list.1.transformer_blocks.0.attn2.to_k.weight"] == [1280, 768])
+        #expect(s["up_blocks.0.modules_list.1.proj_in.weight"] == [1280, 1280, 1, 1])
     }
 
     @Test("mix_block_in_forward false puts every resnet first")
     func unmixedOrder() throws {
-        var text = publishedNASConfig.replacingOccurrences(of: "\"mix_block_in_forward\": true", with: "\"mix_block_in_forward\": false")
-        text = text.replacingOccurrences(of: "\"sample_size\": 64", with: "\"sample_size\": 32")
-        let l = try UNetNASConfig.decode(Data(text.utf8)).layout()
-        typealias M = UNetNASConfig.Module
-        #expect(l.mid.modules == [M.resnet(in: 1280, out: 1280), .resnet(in: 1280, out: 1280), .resnet(in: 1280, out: 1280),
-                                  .resnet(in: 1280, out: 1280), .resnet(in: 1280, out: 1280), .attention(channels: 1280), .attention(channels: 1280)])
-        #expect(l.down[1].modules == [M.resnet(in: 320, out: 640), .resnet(in: 640, out: 640), .attention(channels: 640)])
-        #expect(try UNetNASConfig.decode(Data(text.utf8)).parameterPlan().parameterCount == 814_746_884)
+        let text = publishedNASConfig.replacingOccurrences(of: "\"mix_block_in_forward\": true", with: "\"mix_block_in_forward\": false")
+        let plan = try UNetNASConfig.decode(Data(text.utf8)).parameterPlan()
+        #expect(modulesList(plan, "mid_block") == "R1280>1280 R1280>1280 R1280>1280 R1280>1280 R1280>1280 A1280 A1280")
+        #expect(modulesList(plan, "down_blocks.1") == "R320>640 R640>640 A640")
+        #expect(modulesList(plan, "up_blocks.1") == "R1920>640 R1280>640 R960>640 A640 A640 A640")
+        #expect(plan.parameterCount == 814_746_884)
     }
 
     @Test("latent sizes must be multiples of 2^downsamplers")
@@ -227,12 +226,12 @@ struct UNetNASTests {
 
 // MARK: - Opt-in full size (DECI_FULL=1)
 
-@Suite("U-Net-NAS full size", .enabled(if: FixturePaths.fullSizeEnabled))
+@Suite("U-Net-NAS full size", .serialized, .enabled(if: FixturePaths.fullSizeEnabled))
 struct UNetNASFullSizeTests {
-    @Test("random-weight parity at 32x32 and timing at 32x32 / 64x64, batch 2")
-    func fullSize() throws {
+    @Test("random-weight parity at a 32x32 latent, batch 2, f32 and bf16")
+    func parity() throws {
         guard let data = FullSizeData("unet_nas") else {
-            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full nas` first")
+            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full` first")
             return
         }
         let (sample, t, context, want) = try data.inputs()
@@ -241,12 +240,21 @@ struct UNetNASFullSizeTests {
             let model = try UNetNAS.load(folder: data.folder, precision: precision)
             let load = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
             #expect(try UNetNAS.parameterCount(model.config) == 814_746_884)
-            var out = Tensor(shape: [1])
-            let first = seconds { out = model(sample, timesteps: t, context: context) }
+            let out = model(sample, timesteps: t, context: context)
             let c = compare(out.toNCHW(), want)
-            print("U-Net-NAS full \(precision) 32x32 batch 2: \(c); load \(String(format: "%.1f", load)) s, first call \(String(format: "%.2f", first)) s")
+            print("U-Net-NAS full \(precision) 32x32 batch 2: \(c); load " + String(format: "%.1f s", load))
             #expect(c.within(relative: precision == .f32 ? f32Tolerance : bf16Tolerance), "\(c)")
-            benchmark("U-Net-NAS", model, contextChannels: 768)
+        }
+    }
+
+    @Test("timing: batch 2 at 32x32 and 64x64 (DECI_BENCH_PRECISIONS=f32,bf16), per-module breakdown")
+    func timing() throws {
+        guard let data = FullSizeData("unet_nas") else {
+            Issue.record("run `$(tools/venv.sh) tools/make_unet_fixtures.py --full` first")
+            return
+        }
+        for precision in benchPrecisions() {
+            benchmark("U-Net-NAS", try UNetNAS.load(folder: data.folder, precision: precision), contextChannels: 768)
         }
     }
 }
@@ -275,4 +283,29 @@ func benchmark(_ label: String, _ model: any Denoiser, contextChannels: Int) {
             print("\(label) \(precision.rawValue) 64x64 per-module breakdown:\n\(prof.report)")
         }
     }
+}
+
+/// A block's `modules_list` read back from a parameter plan: `R<in>><out>` per resnet (from conv1),
+/// `A<c>` per attention (from proj_in).
+func modulesList(_ plan: ParameterPlan, _ block: String) -> String {
+    let s = plan.shapes
+    var parts: [String] = []
+    for j in 0... {
+        let p = "\(block).modules_list.\(j)."
+        if let w = s[p + "conv1.weight"] {
+            parts.append("R\(w[1])>\(w[0])")
+        } else if let w = s[p + "proj_in.weight"] {
+            parts.append("A\(w[0])")
+        } else {
+            break
+        }
+    }
+    return parts.joined(separator: " ")
+}
+
+/// Precisions the timing tests run: `DECI_BENCH_PRECISIONS` (comma-separated), default f32 only
+/// (bf16 is emulated at f32 speed on AVX2-only machines).
+func benchPrecisions() -> [Precision] {
+    let list = ProcessInfo.processInfo.environment["DECI_BENCH_PRECISIONS"] ?? "f32"
+    return list.split(separator: ",").compactMap { Precision(rawValue: String($0)) }
 }
