@@ -79,7 +79,7 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
 int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld,
                  const float *k, long k_ld, const float *v, long v_ld, float *out, long out_ld,
                  float scale, int causal, dd_dtype dtype, char *err, int errlen);
-/// Forces the query-tile height (0 = automatic, about 16 MB of scores per tile). For tests.
+/// Forces the query-tile height (0 = automatic: at most 1024 rows and 64 MB of scores). For tests.
 void dd_set_attention_tile(long rows);
 
 // ---- normalisation -----------------------------------------------------------------------------
