@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
-swift build -c release --build-tests
-swift test -c release --skip-build
+# Release build (the model tests run real kernels) with testing enabled for @testable imports.
+swift build -c release --build-tests -Xswiftc -enable-testing
+swift test -c release --skip-build -Xswiftc -enable-testing
