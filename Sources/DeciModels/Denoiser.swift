@@ -243,3 +243,6 @@ public final class ModuleProfiler: @unchecked Sendable {
             .joined(separator: "\n")
     }
 }
+
+/// Profile label of an NHWC activation: `640ch 32x32`.
+func site(_ t: Tensor) -> String { "\(t.shape[3])ch \(t.shape[1])x\(t.shape[2])" }

@@ -136,7 +136,7 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
                 skips.append(h)
             }
             if let ds = block.downsampler {
-                h = p.measure("downsample \(h.shape[2])") { ds(h) }
+                h = p.measure("downsample \(site(h))") { ds(h) }
                 skips.append(h)
             }
         }
@@ -150,20 +150,20 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
             for (j, r) in block.resnets.enumerated() {
                 let skip = skips.removeLast()
                 let x = h
-                h = resnet(r, p.measure("concat \(h.shape[2])") { Ops.concatChannels(x, skip) }, tembSilu)
+                h = resnet(r, p.measure("concat \(site(h))") { Ops.concatChannels(x, skip) }, tembSilu)
                 if j < block.attentions.count { h = attention(block.attentions[j], h, context) }
             }
-            if let us = block.upsampler { h = p.measure("upsample \(h.shape[2])") { us(h) } }
+            if let us = block.upsampler { h = p.measure("upsample \(site(h))") { us(h) } }
         }
         let out = h
         return p.measure("output head") { conv_out(conv_norm_out(out, silu: true)) }
     }
 
     private func resnet(_ r: ResnetBlock2D, _ h: Tensor, _ tembSilu: Tensor) -> Tensor {
-        profiler.measure("resnet \(h.shape[3])@\(h.shape[2])") { r(h, tembSilu: tembSilu) }
+        profiler.measure("resnet \(site(h))") { r(h, tembSilu: tembSilu) }
     }
 
     private func attention(_ a: Transformer2DModel, _ h: Tensor, _ context: Tensor) -> Tensor {
-        profiler.measure("attention \(h.shape[3])@\(h.shape[2])") { a(h, context: context) }
+        profiler.measure("attention \(site(h))") { a(h, context: context) }
     }
 }

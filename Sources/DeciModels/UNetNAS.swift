@@ -137,7 +137,7 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
                 if m.isResnet { skips.append(h) }
             }
             if let ds = block.downsampler {
-                h = p.measure("downsample \(h.shape[2])") { ds(h) }
+                h = p.measure("downsample \(site(h))") { ds(h) }
                 if block.pushDownsample { skips.append(h) }
             }
         }
@@ -146,7 +146,7 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
             h = run(mid_block.modules_list[0], h, tembSilu: tembSilu, context: context)  // applied twice, as published
         }
         for m in mid_block.modules_list { h = run(m, h, tembSilu: tembSilu, context: context) }
-        if let us = mid_block.upsampler { h = p.measure("upsample \(h.shape[2])") { us(h) } }
+        if let us = mid_block.upsampler { h = p.measure("upsample \(site(h))") { us(h) } }
 
         for block in up_blocks {
             let k = block.numResnets
@@ -156,11 +156,11 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
                 if m.isResnet {
                     let skip = mine.removeLast()
                     let x = h
-                    h = p.measure("concat \(h.shape[2])") { Ops.concatChannels(x, skip) }
+                    h = p.measure("concat \(site(h))") { Ops.concatChannels(x, skip) }
                 }
                 h = run(m, h, tembSilu: tembSilu, context: context)
             }
-            if let us = block.upsampler { h = p.measure("upsample \(h.shape[2])") { us(h) } }
+            if let us = block.upsampler { h = p.measure("upsample \(site(h))") { us(h) } }
         }
         let out = h
         return p.measure("output head") { conv_out(conv_norm_out(out, silu: true)) }
@@ -168,8 +168,8 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
 
     private func run(_ m: NASModule, _ h: Tensor, tembSilu: Tensor, context: Tensor) -> Tensor {
         switch m {
-        case .resnet(let r): profiler.measure("resnet \(h.shape[3])@\(h.shape[2])") { r(h, tembSilu: tembSilu) }
-        case .attention(let a): profiler.measure("attention \(h.shape[3])@\(h.shape[2])") { a(h, context: context) }
+        case .resnet(let r): profiler.measure("resnet \(site(h))") { r(h, tembSilu: tembSilu) }
+        case .attention(let a): profiler.measure("attention \(site(h))") { a(h, context: context) }
         }
     }
 }

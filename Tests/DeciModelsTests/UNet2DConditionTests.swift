@@ -20,6 +20,26 @@ let sd15Config = """
  "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]}
 """
 
+/// Stable Diffusion 2.1's unet/config.json as a recent diffusers writes it (every optional key, most
+/// null): per-block heads, linear projections, 1024-wide text states.
+let sd21Config = """
+{"_class_name": "UNet2DConditionModel", "_diffusers_version": "0.10.0.dev0", "act_fn": "silu", "attention_head_dim": [5, 10, 20, 20],
+ "block_out_channels": [320, 640, 1280, 1280], "center_input_sample": false, "cross_attention_dim": 1024,
+ "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+ "downsample_padding": 1, "dual_cross_attention": false, "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4,
+ "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32, "num_class_embeds": null,
+ "only_cross_attention": false, "out_channels": 4, "sample_size": 96,
+ "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+ "upcast_attention": true, "use_linear_projection": true, "class_embed_type": null, "addition_embed_type": null,
+ "num_attention_heads": null, "time_cond_proj_dim": null, "encoder_hid_dim": null, "mid_block_type": "UNetMidBlock2DCrossAttn",
+ "resnet_time_scale_shift": "default", "timestep_post_act": null, "time_embedding_type": "positional", "conv_in_kernel": 3,
+ "conv_out_kernel": 3, "projection_class_embeddings_input_dim": null, "transformer_layers_per_block": 1,
+ "reverse_transformer_layers_per_block": null, "cross_attention_norm": null, "mid_block_only_cross_attention": null,
+ "resnet_out_scale_factor": 1.0, "resnet_skip_time_act": false, "attention_type": "default", "time_embedding_act_fn": null,
+ "time_embedding_dim": null, "addition_time_embed_dim": null, "class_embeddings_concat": false, "encoder_hid_dim_type": null,
+ "addition_embed_type_num_heads": 64, "dropout": 0.0}
+"""
+
 private func runSD(_ name: String, precision: Precision) throws -> (Comparison, UNet2DConditionModel) {
     let fx = try UNetFixture("models/unet_sd/\(name)")
     let config = try UNet2DConditionConfig.decode(fx.configData, source: name)
@@ -65,6 +85,15 @@ struct UNet2DConditionTests {
         #expect(widths == [[2560, 2560, 2560], [2560, 2560, 1920], [1920, 1280, 960], [960, 640, 640]])
         #expect(s["up_blocks.3.upsamplers.0.conv.weight"] == nil && s["down_blocks.3.downsamplers.0.conv.weight"] == nil)
         #expect(s["down_blocks.0.attentions.1.proj_in.weight"] == [320, 320, 1, 1])
+    }
+
+    @Test("SD 2.1 config with every optional key: 865,910,724 parameters (diffusers' count)")
+    func sd21Count() throws {
+        let config = try UNet2DConditionConfig.decode(Data(sd21Config.utf8))
+        #expect(try UNet2DConditionModel.parameterCount(config) == 865_910_724)
+        let s = try config.parameterPlan().shapes
+        #expect(s["down_blocks.0.attentions.0.proj_in.weight"] == [320, 320])
+        #expect(s["mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight"] == [1280, 1024])
     }
 
     @Test("model properties and the inpainting input width")

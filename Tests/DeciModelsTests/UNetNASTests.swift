@@ -257,6 +257,11 @@ struct UNetNASFullSizeTests {
             benchmark("U-Net-NAS", try UNetNAS.load(folder: data.folder, precision: precision), contextChannels: 768)
         }
     }
+
+    @Test("op breakdown at U-Net-NAS's dominant shapes")
+    func ops() {
+        for precision in benchPrecisions() { opBreakdown(precision: precision) }
+    }
 }
 
 /// Prints the mean of a few forward passes (after a warm-up) at batch 2, 32x32 and 64x64, then the

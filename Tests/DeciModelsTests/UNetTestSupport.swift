@@ -129,3 +129,81 @@ func seconds(_ body: () -> Void) -> Double {
     body()
     return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
 }
+
+/// Times the individual ops of U-Net-NAS's two heaviest module kinds at their 64x64-latent shapes
+/// (batch 2): a transformer at 1280 channels on 16x16 tokens and a resnet at 640 channels on 64x64,
+/// plus the 64x64 upsampler. Prints milliseconds and GFLOP/s per op, so kernel work can be aimed.
+func opBreakdown(precision: Precision, repeats: Int = 3) {
+    func rnd(_ n: Int, _ seed: UInt64, scale: Float = 0.05) -> [Float] { benchTensor([n], seed: seed).toArray().map { $0 * scale } }
+    func linear(_ i: Int, _ o: Int, _ s: UInt64, bias: Bool = true) -> Linear {
+        try! Linear(inFeatures: i, outFeatures: o, weight: rnd(i * o, s), bias: bias ? rnd(o, s + 1) : nil, precision: precision)
+    }
+    func conv(_ i: Int, _ o: Int, _ k: Int, _ s: UInt64) -> Conv2d {
+        try! Conv2d(inChannels: i, outChannels: o, kernelSize: k, padding: k / 2, weight: rnd(o * i * k * k, s), bias: rnd(o, s + 1), precision: precision)
+    }
+    var rows: [(String, Double, Double)] = []
+    func time(_ label: String, gflop: Double, _ body: () -> Void) {
+        body()
+        var best = Double.infinity
+        for _ in 0..<repeats { best = min(best, seconds(body)) }
+        rows.append((label, best, gflop))
+    }
+    // Transformer, 1280 channels, 2 x 256 tokens, 77 context tokens of 768.
+    let c = 1280, n = 2, t = 256, ctx = 77
+    let x = benchTensor([n, 16, 16, c], seed: 11)
+    let seq = x.reshaped([n, t, c])
+    let context = benchTensor([n, ctx, 768], seed: 12)
+    let gn = GroupNorm(groups: 32, channels: c, eps: 1e-6, weight: [Float](repeating: 1, count: c), bias: [Float](repeating: 0, count: c))
+    let ln = LayerNorm(channels: c, eps: 1e-5, weight: [Float](repeating: 1, count: c), bias: [Float](repeating: 0, count: c))
+    let rowsT = Double(n * t)
+    let mm = { (i: Int, o: Int, r: Double) in 2 * r * Double(i) * Double(o) / 1e9 }
+    time("transformer 1280ch 16x16: group norm", gflop: 0) { _ = gn(x) }
+    let pin = linear(c, c, 20)
+    time("transformer: proj_in / proj_out linear 1280->1280 (x2)", gflop: mm(c, c, rowsT)) { _ = pin(seq) }
+    time("transformer: layer norm (x3)", gflop: 0) { _ = ln(seq) }
+    let qkv = linear(c, 3 * c, 21, bias: false)
+    time("transformer: self q/k/v fused linear 1280->3840", gflop: mm(c, 3 * c, rowsT)) { _ = qkv(seq) }
+    let fused = qkv(seq)
+    time("transformer: self attention 8 heads 256x256", gflop: 4 * Double(n * t * t * c) / 1e9) {
+        _ = Ops.attention(q: fused.columns(0, c), k: fused.columns(c, c), v: fused.columns(2 * c, c), batch: n, heads: 8, precision: precision)
+    }
+    let out = linear(c, c, 22)
+    time("transformer: to_out linear + residual (x2)", gflop: mm(c, c, rowsT)) { _ = out(seq, residual: seq) }
+    let q = linear(c, c, 23, bias: false)
+    time("transformer: cross q linear", gflop: mm(c, c, rowsT)) { _ = q(seq) }
+    let kv = linear(768, 2 * c, 24, bias: false)
+    time("transformer: cross k/v linear over 77 tokens (cached across steps)", gflop: mm(768, 2 * c, Double(n * ctx))) { _ = kv(context) }
+    let qx = q(seq), kvx = kv(context)
+    time("transformer: cross attention 256x77", gflop: 4 * Double(n * t * ctx * c) / 1e9) {
+        _ = Ops.attention(q: qx.matrix, k: kvx.columns(0, c), v: kvx.columns(c, c), batch: n, heads: 8, precision: precision)
+    }
+    let ff1 = linear(c, 8 * c, 25), ff2 = linear(4 * c, c, 26)
+    time("transformer: ff net.0.proj 1280->10240", gflop: mm(c, 8 * c, rowsT)) { _ = ff1(seq) }
+    let h1 = ff1(seq)
+    time("transformer: geglu 10240->5120", gflop: 0) { _ = Ops.geglu(h1) }
+    let g = Ops.geglu(h1)
+    time("transformer: ff net.2 5120->1280 + residual", gflop: mm(4 * c, c, rowsT)) { _ = ff2(g, residual: seq) }
+    // SD-1.5's heaviest attention: 320 channels on 64x64 = 4096 tokens, 8 heads of 40.
+    let sdq = benchTensor([n * 4096, 3 * 320], seed: 41)
+    time("SD-1.5 transformer 320ch 64x64: self attention 8 heads 4096x4096", gflop: 4 * Double(n * 4096 * 4096 * 320) / 1e9) {
+        _ = Ops.attention(q: sdq.columns(0, 320), k: sdq.columns(320, 320), v: sdq.columns(640, 320), batch: n, heads: 8, precision: precision)
+    }
+    // Resnet, 640 channels at 64x64, and the 64x64 upsampler's conv.
+    let r = 640
+    let y = benchTensor([n, 64, 64, r], seed: 31)
+    let gnr = GroupNorm(groups: 32, channels: r, eps: 1e-5, weight: [Float](repeating: 1, count: r), bias: [Float](repeating: 0, count: r))
+    let temb = benchTensor([n, r], seed: 32)
+    let conv3 = conv(r, r, 3, 33)
+    let convFlop = 2 * Double(n * 64 * 64) * Double(r * r * 9) / 1e9
+    time("resnet 640ch 64x64: group norm + silu (x2, one with the time bias)", gflop: 0) { _ = gnr(y, silu: true, addBias: temb) }
+    time("resnet 640ch 64x64: conv3x3 640->640 (x2; the upsampler's conv is the same)", gflop: convFlop) { _ = conv3(y) }
+    time("resnet 640ch 64x64: conv3x3 640->640 + residual", gflop: convFlop) { _ = conv3(y, residual: y) }
+    let small = benchTensor([n, 32, 32, r], seed: 34)
+    time("upsample 640ch 32->64: nearest 2x", gflop: 0) { _ = Ops.upsampleNearest2x(small) }
+    let cat = benchTensor([n, 64, 64, 320], seed: 35)
+    time("concat 640ch + 320ch at 64x64", gflop: 0) { _ = Ops.concatChannels(y, cat) }
+    print("op breakdown \(precision.rawValue), \(Backend.threads) threads (best of \(repeats)):")
+    for (label, s, gf) in rows {
+        print(String(format: "%9.2f ms %7.1f GFLOP/s  ", s * 1e3, gf > 0 ? gf / s : 0) + label)
+    }
+}
