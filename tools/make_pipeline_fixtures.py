@@ -118,6 +118,11 @@ CASES = {
                             negative_prompts=["blurry", "grey"], images_per_prompt=1, width=64, height=64, steps=20,
                             guidance_scale=7.5, guidance_rescale=0.0, seed=11, strength=0.75, init_image="init.png",
                             mask="mask.png"),
+    # 4-channel blending with a stochastic sampler: the masked image's VAE sample is drawn (and
+    # unused) before the step noise; strength 1 (diffusers' default) starts from noise * init sigma.
+    "sd_inpaint_euler_a": dict(pipeline="sd", mode="inpaint", prompts=["a blue vase"], negative_prompts=["dull"],
+                               images_per_prompt=2, width=64, height=128, steps=15, guidance_scale=7.5,
+                               guidance_rescale=0.0, seed=17, init_image="init.png", mask="mask.png", scheduler="Euler a"),
     # No guidance (scale 1: one UNet batch), clip skip 1, DDIM chosen by name with eta 0.5 (step noise).
     "sd_t2i_ddim_eta": dict(pipeline="sd", mode="text2img", prompts=["a red car on a mountain road"], negative_prompts=["ignored"],
                             images_per_prompt=2, width=64, height=64, steps=12, guidance_scale=1.0, guidance_rescale=0.0,
@@ -294,7 +299,9 @@ def run_case(name, case, parts):
         kwargs.update(width=case["width"], height=case["height"], guidance_rescale=case["guidance_rescale"])
     else:
         assert case["guidance_rescale"] == 0, "diffusers' img2img / inpaint pipelines have no guidance rescale"
-        kwargs.update(image=Image.open(os.path.join(OUT, case["init_image"])).convert("RGB"), strength=case["strength"])
+        kwargs.update(image=Image.open(os.path.join(OUT, case["init_image"])).convert("RGB"))
+        if "strength" in case:
+            kwargs["strength"] = case["strength"]
     if case["mode"] == "inpaint":
         kwargs.update(mask_image=Image.open(os.path.join(OUT, case["mask"])).convert("RGB"), width=case["width"],
                       height=case["height"])

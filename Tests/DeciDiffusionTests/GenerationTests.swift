@@ -71,8 +71,9 @@ struct GenerationTests {
         #expect(seen.all.map(\.timestep) == [299, 199, 99] && seen.all.last?.totalSteps == 3)
     }
 
-    /// The parity fixtures discriminate: a different seed, or the prompts or negative prompts in
-    /// another order, give clearly different images.
+    /// The parity fixtures discriminate: a different seed, the prompts or negative prompts in
+    /// another order, or another guidance scale each move the images well past the parity test's
+    /// f32 bound.
     @Test func fixturesAreSensitiveToSeedAndPromptOrder() throws {
         let c = try parityCase("sd_inpaint_pndm")
         let pipe = try PipelineFixtures.pipeline(c.pipeline)
@@ -88,7 +89,7 @@ struct GenerationTests {
             edit(&req)
             let got = try pipe.generate(req).pixels
             let maxDiff = zip(got, want).map { abs($0 - $1) }.max() ?? 0
-            #expect(maxDiff > 0.05, "\(label): max diff only \(maxDiff)")
+            #expect(Double(maxDiff) > 2 * PipelineParityTests.f32MaxDiff, "\(label): max diff only \(maxDiff)")
         }
     }
 
@@ -133,6 +134,36 @@ struct GenerationTests {
         // [x, x, y, y, cat, cat, dog, dog] in the guided batch; `single` (no negatives given) holds
         // the four texts as conditional states in its second half.
         #expect(row(0) == row(1) && row(2) == row(3) && row(4) == row(5) && row(6) == row(7) && row(0) != row(2))
-        #expect(row(0) == singleRow(4) && row(2) == singleRow(5) && row(4) == singleRow(6) && row(6) == singleRow(7))
+        // Across batch sizes the encoder's matmuls may round differently: compare to 1e-5.
+        func close(_ a: [Float], _ b: [Float]) -> Bool { zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 } }
+        #expect(close(row(0), singleRow(4)) && close(row(2), singleRow(5)) && close(row(4), singleRow(6)) && close(row(6), singleRow(7)))
+        #expect(!close(row(4), singleRow(7)))
+    }
+}
+
+@Suite("Generation: state between runs")
+struct StateBetweenRunsTests {
+    /// A pipeline keeps nothing from one generation that changes the next: many runs with other
+    /// prompts in between give the same image as the first run (a cache keyed by an object's
+    /// address would see a freed text-state tensor's address reused and return stale keys/values).
+    @Test func runsDoNotLeakIntoEachOther() throws {
+        let pipe = try PipelineFixtures.pipeline("sd")
+        func request(_ prompt: String) -> GenerationRequest {
+            var r = GenerationRequest(prompt: prompt, negativePrompt: "")
+            r.width = 64
+            r.height = 64
+            r.steps = 2
+            r.seed = 3
+            return r
+        }
+        let reference = try pipe.generate(request("a red house")).pixels
+        var mismatches = 0
+        for i in 0..<6 {
+            let other = try pipe.generate(request("prompt number \(i)")).pixels
+            #expect(other != reference)
+            let again = try pipe.generate(request("a red house")).pixels
+            if again != reference { mismatches += 1 }
+        }
+        #expect(mismatches == 0, "\(mismatches) of 6 repeated runs differed from the first")
     }
 }
