@@ -45,7 +45,8 @@ public struct CheckpointLayout: Sendable {
     public let root: URL
     public let index: ModelIndex?
     public let denoiser: DenoiserKind
-    /// Components present in the folder that the engine does not run (it says so rather than failing).
+    /// Components the checkpoint has (listed in model_index.json or present as a folder) that the
+    /// engine does not run, sorted; callers say so rather than failing. DeciDiffusion's `unet/` is one.
     public let skipped: [String]
 
     public var tokenizer: URL { root.appendingPathComponent("tokenizer") }
@@ -68,13 +69,18 @@ public struct CheckpointLayout: Sendable {
         if isDir("flexible_unet") { denoiser = .unetNAS } else if isDir("unet") { denoiser = .unet2DCondition } else {
             throw CheckpointError("\(root.path): no denoiser folder (expected flexible_unet/ or unet/)")
         }
-        for needed in ["tokenizer", "text_encoder", "vae", "scheduler"] where !isDir(needed) {
-            throw CheckpointError("\(root.path): missing the \(needed)/ folder")
+        let required = [("tokenizer", "the CLIP tokenizer: vocab.json, merges.txt"), ("text_encoder", "the CLIP text encoder"),
+                        ("vae", "the autoencoder"), ("scheduler", "scheduler_config.json")]
+        for (needed, what) in required where !isDir(needed) {
+            throw CheckpointError("\(root.path): missing the \(needed)/ folder (\(what)); is this a diffusers pipeline folder?")
         }
-        var skip: [String] = []
-        for name in ["safety_checker", "feature_extractor", "image_encoder"] where isDir(name) { skip.append(name) }
-        if denoiser == .unetNAS && isDir("unet") { skip.append("unet") }
-        skipped = skip
+        // Everything the checkpoint has that generation does not use: listed in model_index.json
+        // (safety checker, feature extractor, ...) or a known optional folder, and DeciDiffusion's
+        // unused SD `unet/`.
+        let used: Set<String> = ["tokenizer", "text_encoder", "vae", "scheduler", denoiser.rawValue]
+        var skip = Set(index?.components.compactMap { name, entry in entry == nil ? nil : name } ?? [])
+        for name in ["safety_checker", "feature_extractor", "image_encoder", "unet"] where isDir(name) { skip.insert(name) }
+        skipped = skip.subtracting(used).sorted()
     }
 
     /// Resolves a user's model argument: a folder path, or a Hugging Face repo id (`owner/name`)

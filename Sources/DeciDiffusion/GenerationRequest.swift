@@ -20,10 +20,13 @@ public struct GenerationRequest: Sendable {
     public var eta: Double = 0
     /// Text-encoder layers to skip from the end (0 = last layer, as diffusers' `clip_skip` None).
     public var clipSkip: Int = 0
-    /// Image-to-image / inpainting source image and how much of the schedule to run (0...1].
+    /// Image-to-image / inpainting source image.
     public var initImage: RGBImage?
-    public var strength: Double = 0.8
-    /// Inpainting mask (white = repaint).
+    /// How much of the schedule image-to-image and inpainting run, in (0, 1]; nil takes diffusers'
+    /// defaults: 0.8 for image-to-image, 1.0 (start from pure noise) for inpainting.
+    public var strength: Double?
+    /// Inpainting mask, same framing as `initImage`: luma of 128 and above is repainted (white),
+    /// below is kept, after resizing to the output size.
     public var mask: RGBImage?
 
     public init(prompt: String, negativePrompt: String? = nil) {
@@ -62,6 +65,13 @@ public struct RequestError: Error, CustomStringConvertible, Equatable {
     public init(_ message: String) { description = message }
 }
 
+/// What a request asks for, decided by which images it carries.
+public enum GenerationMode: String, Sendable {
+    case textToImage = "txt2img"
+    case imageToImage = "img2img"
+    case inpainting = "inpaint"
+}
+
 /// A request with every default filled in and every field checked.
 public struct ResolvedRequest: Sendable {
     public var prompts: [String]
@@ -75,8 +85,15 @@ public struct ResolvedRequest: Sendable {
     public var seed: UInt64
     public var eta: Double
     public var clipSkip: Int
+    /// 1 for text-to-image.
     public var strength: Double
+    public var scheduler: String?
+    public var initImage: RGBImage?
+    public var mask: RGBImage?
 
+    public var mode: GenerationMode {
+        mask != nil ? .inpainting : initImage != nil ? .imageToImage : .textToImage
+    }
     public var batch: Int { prompts.count * imagesPerPrompt }
     /// diffusers: guidance is off at a scale of 1 or less.
     public var doClassifierFreeGuidance: Bool { guidanceScale > 1 }
@@ -123,12 +140,20 @@ extension GenerationRequest {
         guard clipSkip >= 0, clipSkip <= maxTextEncoderSkip else {
             throw RequestError("clip skip: \(clipSkip) is outside 0...\(maxTextEncoderSkip)")
         }
-        if initImage != nil || mask != nil {
-            guard strength.isFinite, strength > 0, strength <= 1 else { throw RequestError("strength: \(strength) is outside (0, 1]") }
-        }
         if mask != nil && initImage == nil { throw RequestError("mask: inpainting needs an init image as well") }
+        var strength = 1.0
+        if initImage != nil {
+            strength = self.strength ?? (mask != nil ? 1.0 : 0.8)
+            guard strength.isFinite, strength > 0, strength <= 1 else { throw RequestError("strength: \(strength) is outside (0, 1]") }
+            // diffusers' get_timesteps keeps int(steps * strength) steps and refuses to run none.
+            guard Int(Double(steps) * strength) >= 1 else {
+                throw RequestError("strength: \(strength) with \(steps) steps leaves no denoising step (int(steps * strength) must be at least 1)")
+            }
+        } else if let s = self.strength {
+            throw RequestError("strength: \(s) is only meaningful with an init image")
+        }
         return ResolvedRequest(prompts: prompts, negativePrompts: negatives, imagesPerPrompt: imagesPerPrompt, width: width,
                                height: height, steps: steps, guidanceScale: scale, guidanceRescale: rescale, seed: seed, eta: eta,
-                               clipSkip: clipSkip, strength: strength)
+                               clipSkip: clipSkip, strength: strength, scheduler: scheduler, initImage: initImage, mask: mask)
     }
 }

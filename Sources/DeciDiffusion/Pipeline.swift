@@ -1,3 +1,6 @@
+// The generation loop, stage by stage as diffusers' StableDiffusionPipeline, ...Img2ImgPipeline and
+// ...InpaintPipeline (0.42) run them: validate, encode prompts, timesteps, initial latents (drawing
+// random numbers in diffusers' order), denoise, decode.
 import DeciImage
 import DeciModels
 import DeciRandom
@@ -9,20 +12,28 @@ import Foundation
 
 /// Where a generation stands, reported after every denoising step.
 public struct StepProgress: Sendable {
+    /// Steps done so far (1 after the first).
     public var step: Int
     public var totalSteps: Int
+    /// The timestep the step just taken started from.
     public var timestep: Float
+    /// Seconds since the denoising loop started.
     public var elapsed: Double
 }
 
 /// The user stopped a generation from the progress callback.
 public struct GenerationCancelled: Error, CustomStringConvertible {
-    public var description: String { "generation cancelled" }
+    /// Steps finished before stopping.
+    public var completedSteps: Int
+    public var description: String { "generation cancelled after \(completedSteps) step(s)" }
 }
 
 /// Output of one generation.
 public struct GenerationResult: Sendable {
     public var images: [RGBImage]
+    /// The decoded images before 8-bit rounding: NHWC `[n, h, w, 3]` in [0, 1] (diffusers'
+    /// `output_type="np"`).
+    public var pixels: [Float]
     public var request: ResolvedRequest
     /// The scheduler's display name (A1111 style where one exists).
     public var sampler: String
@@ -39,9 +50,9 @@ public struct GenerationResult: Sendable {
     }
 }
 
-/// Text-to-image and image-to-image over a diffusers-layout checkpoint: DeciDiffusion
-/// (`flexible_unet/`) or Stable Diffusion 1.x/2.x (`unet/`). Stages mirror diffusers'
-/// StableDiffusionPipeline: validate, encode prompt, timesteps, latents, denoise, decode.
+/// Text-to-image, image-to-image and inpainting over a diffusers-layout checkpoint: DeciDiffusion
+/// (`flexible_unet/`) or Stable Diffusion 1.x/2.x (`unet/`, 4 or 9 input channels). Same seed, same
+/// image as diffusers with `torch.Generator("cpu").manual_seed(seed)`.
 public final class DiffusionPipeline: @unchecked Sendable {
     public let layout: CheckpointLayout
     public let precision: Precision
@@ -57,22 +68,38 @@ public final class DiffusionPipeline: @unchecked Sendable {
     public let loadSeconds: Double
 
     /// Loads every component from a checkpoint folder (see ``CheckpointLayout/locate(_:environment:)``).
+    /// `variant` prefers `*.<variant>.safetensors` files (e.g. "fp16") where a component has them.
     public init(folder: URL, precision: Precision = .f32, variant: String? = nil) throws {
         let t0 = Date()
-        layout = try CheckpointLayout(root: folder)
-        self.precision = precision
-        tokenizer = try CLIPTokenizer(directory: layout.tokenizer)
-        textEncoder = try CLIPTextModel.load(folder: layout.textEncoder.path, variant: variant, precision: precision)
-        switch layout.denoiser {
-        case .unetNAS: denoiser = try UNetNAS.load(folder: layout.denoiserFolder.path, variant: variant, precision: precision)
-        case .unet2DCondition:
-            denoiser = try UNet2DConditionModel.load(folder: layout.denoiserFolder.path, variant: variant, precision: precision)
+        let layout = try CheckpointLayout(root: folder)
+        func component<T>(_ url: URL, _ load: () throws -> T) throws -> T {
+            do { return try load() } catch let e as CheckpointError { throw e } catch {
+                throw CheckpointError("\(url.path): cannot load the \(url.lastPathComponent) component: \(error)")
+            }
         }
-        vae = try AutoencoderKL.load(directory: layout.vae.path, precision: precision)
-        schedulerConfig = try SchedulerConfig.load(contentsOf: layout.scheduler.appendingPathComponent("scheduler_config.json"))
+        let tokenizer = try component(layout.tokenizer) { try CLIPTokenizer(directory: layout.tokenizer) }
+        let textEncoder = try component(layout.textEncoder) {
+            try CLIPTextModel.load(folder: layout.textEncoder.path, variant: variant, precision: precision)
+        }
+        let denoiserFolder = layout.denoiserFolder
+        let denoiser: any Denoiser = try component(denoiserFolder) {
+            switch layout.denoiser {
+            case .unetNAS: try UNetNAS.load(folder: denoiserFolder.path, variant: variant, precision: precision)
+            case .unet2DCondition: try UNet2DConditionModel.load(folder: denoiserFolder.path, variant: variant, precision: precision)
+            }
+        }
+        let vae = try component(layout.vae) { try AutoencoderKL.load(directory: layout.vae.path, precision: precision, variant: variant) }
+        let schedulerFile = layout.scheduler.appendingPathComponent("scheduler_config.json")
+        schedulerConfig = try component(layout.scheduler) { try SchedulerConfig.load(contentsOf: schedulerFile) }
         guard denoiser.contextChannels == textEncoder.config.hiddenSize else {
-            throw CheckpointError("\(layout.denoiserFolder.path): cross_attention_dim \(denoiser.contextChannels) does not match the text encoder's hidden_size \(textEncoder.config.hiddenSize)")
+            throw CheckpointError("\(denoiserFolder.path): cross_attention_dim \(denoiser.contextChannels) does not match the text encoder's hidden_size \(textEncoder.config.hiddenSize)")
         }
+        let latents = vae.config.latentChannels
+        guard denoiser.outChannels == latents, denoiser.inChannels == latents || denoiser.inChannels == 2 * latents + 1 else {
+            throw CheckpointError("\(denoiserFolder.path): in/out channels \(denoiser.inChannels)/\(denoiser.outChannels) do not fit the VAE's \(latents) latent channels (want \(latents), or \(2 * latents + 1) in for inpainting)")
+        }
+        (self.layout, self.precision, self.tokenizer, self.textEncoder, self.denoiser, self.vae) =
+            (layout, precision, tokenizer, textEncoder, denoiser, vae)
         let size = vae.config.sampleSize
         defaults = layout.denoiser == .unetNAS ? .deciDiffusion(size: size) : .stableDiffusion(size: size)
         loadSeconds = Date().timeIntervalSince(t0)
@@ -81,97 +108,84 @@ public final class DiffusionPipeline: @unchecked Sendable {
     /// Image sides must be multiples of this: the VAE's factor times the UNet's downsampling.
     public var imageSizeMultiple: Int { vae.scaleFactor * denoiser.latentSizeMultiple }
 
-    /// The scheduler a request runs with: the checkpoint's own, or one chosen by name.
-    public func makeScheduler(for request: GenerationRequest) throws -> any Scheduler {
-        if let name = request.scheduler { return try DeciSchedulers.makeScheduler(named: name, config: schedulerConfig) }
-        return try DeciSchedulers.makeScheduler(config: schedulerConfig)
-    }
+    /// Whether the denoiser is an inpainting model (latents + mask + masked-image latents in).
+    public var isInpaintingModel: Bool { denoiser.inChannels == 2 * vae.config.latentChannels + 1 }
 
-    /// Runs a request; `progress` is called after every step and stops the run by returning false.
-    public func generate(_ request: GenerationRequest, progress: ((StepProgress) -> Bool)? = nil) throws -> GenerationResult {
-        // 1. Validate everything up front.
+    /// Fills in the model's defaults and checks the request against the model (the first stage of
+    /// ``generate(_:progress:)``, exposed so callers can show the resolved settings up front).
+    public func resolve(_ request: GenerationRequest) throws -> ResolvedRequest {
         let req = try request.resolved(defaults: defaults, sizeMultiple: imageSizeMultiple,
                                        maxTextEncoderSkip: textEncoder.config.numHiddenLayers - 1)
-        var scheduler = try makeScheduler(for: request)
-        if var ddim = scheduler as? DDIMScheduler {
-            ddim.eta = Float(req.eta)
-            scheduler = ddim
+        if isInpaintingModel && req.mode != .inpainting {
+            throw RequestError("mask: \(layout.denoiserFolder.lastPathComponent)/ is an inpainting model (\(denoiser.inChannels) input channels); it needs an init image and a mask")
         }
-        var timings = GenerationResult.Timings()
-        var warnings: [String] = []
-
-        // 2. Text states: [uncond x B, cond x B] when guiding, else [cond x B].
-        var t0 = Date()
-        let context = try encodePrompts(req, warnings: &warnings)
-        timings.textEncoder = Date().timeIntervalSince(t0)
-
-        // 3. Timesteps (image-to-image keeps the last `strength` of the schedule).
-        try scheduler.setTimesteps(req.steps)
-        var timesteps = scheduler.timesteps
-        var rng = TorchRandomSource(seed: req.seed)
-        let (lh, lw) = (req.height / vae.scaleFactor, req.width / vae.scaleFactor)
-        let latentChannels = vae.config.latentChannels
-        let perImage = latentChannels * lh * lw
-        let batch = req.batch
-
-        // 4. Initial latents, NCHW-ordered like torch so noise lines up element for element.
-        var latents: [Float]
-        if let image = request.initImage {
-            let start = try img2imgStart(steps: req.steps, strength: req.strength, scheduler: &scheduler)
-            timesteps = Array(scheduler.timesteps[start...])
-            guard let first = timesteps.first else {
-                throw RequestError("strength: \(req.strength) with \(req.steps) steps leaves no denoising step")
-            }
-            t0 = Date()
-            let encoded = try encodeImage(image, width: req.width, height: req.height, rng: &rng)
-            timings.vaeEncode = Date().timeIntervalSince(t0)
-            // diffusers repeats the single image's latents for the whole batch, then draws the noise.
-            var initLatents: [Float] = []
-            for _ in 0..<batch { initLatents += encoded }
-            let noise = rng.normal(count: batch * perImage)
-            latents = try scheduler.addNoise(original: initLatents, noise: noise, timestep: first)
-        } else {
-            let sigma = scheduler.initNoiseSigma
-            latents = rng.normal(count: batch * perImage).map { $0 * sigma }
-        }
-
-        // 5. Denoising loop.
-        t0 = Date()
-        let cfg = req.doClassifierFreeGuidance
-        for (i, t) in timesteps.enumerated() {
-            let modelInput = cfg ? latents + latents : latents
-            let scaled = try scheduler.scaleModelInput(modelInput, timestep: t)
-            let n = cfg ? 2 * batch : batch
-            let x = Tensor.fromNCHW(scaled, n: n, c: latentChannels, h: lh, w: lw)
-            let prediction = denoiser(x, timesteps: [t], context: context).toNCHW()
-            let guided: [Float]
-            if cfg {
-                let half = batch * perImage
-                guided = try applyGuidance(uncond: Array(prediction[..<half]), cond: Array(prediction[half...]), scale: req.guidanceScale,
-                                           rescale: req.guidanceRescale, elementsPerImage: perImage)
-            } else {
-                guided = prediction
-            }
-            latents = try scheduler.step(modelOutput: guided, timestep: t, sample: latents, noise: &rng).prevSample
-            timings.steps += 1
-            if let progress, !progress(StepProgress(step: i + 1, totalSteps: timesteps.count, timestep: t,
-                                                    elapsed: Date().timeIntervalSince(t0))) {
-                throw GenerationCancelled()
-            }
-        }
-        timings.denoising = Date().timeIntervalSince(t0)
-
-        // 6. Decode.
-        t0 = Date()
-        let images = try decode(latents, batch: batch, height: lh, width: lw)
-        timings.vaeDecode = Date().timeIntervalSince(t0)
-        return GenerationResult(images: images, request: req, sampler: request.scheduler ?? scheduler.className, warnings: warnings,
-                                timings: timings)
+        _ = try makeScheduler(for: req)
+        return req
     }
 
-    /// Prompt embeddings repeated per image (prompt-major, as diffusers orders them), with the
-    /// unconditional ones first when guiding.
-    func encodePrompts(_ req: ResolvedRequest, warnings: inout [String]) throws -> Tensor {
+    /// The scheduler a request runs with: the checkpoint's own, or one chosen by name (keeping the
+    /// checkpoint's betas, prediction type and spacing), with the request's DDIM eta.
+    public func makeScheduler(for request: ResolvedRequest) throws -> any Scheduler {
+        var scheduler: any Scheduler
+        if let name = request.scheduler {
+            scheduler = try DeciSchedulers.makeScheduler(named: name, config: schedulerConfig)
+        } else {
+            scheduler = try DeciSchedulers.makeScheduler(config: schedulerConfig)
+        }
+        if var ddim = scheduler as? DDIMScheduler {
+            ddim.eta = Float(request.eta)
+            scheduler = ddim
+        }
+        return scheduler
+    }
+
+    /// Runs a request; `progress` is called after every step and stops the run (throwing
+    /// ``GenerationCancelled``) by returning false.
+    public func generate(_ request: GenerationRequest, progress: ((StepProgress) -> Bool)? = nil) throws -> GenerationResult {
+        let req = try resolve(request)
+        var scheduler = try makeScheduler(for: req)
+        var timings = GenerationResult.Timings()
+        var warnings: [String] = []
+        let context = try timed(&timings.textEncoder) {
+            let (states, notes) = try textStates(for: req)
+            warnings += notes
+            return states
+        }
+        let timesteps = try prepareTimesteps(req, scheduler: &scheduler)
+        var rng = TorchRandomSource(seed: req.seed)
+        let start = try timed(&timings.vaeEncode) {
+            try prepareLatents(req, timesteps: timesteps, scheduler: scheduler, rng: &rng)
+        }
+        var stepsDone = 0
+        let latents = try timed(&timings.denoising) {
+            try denoise(start, context: context, timesteps: timesteps, req: req, scheduler: &scheduler, rng: &rng,
+                        progress: progress, steps: &stepsDone)
+        }
+        timings.steps = stepsDone
+        let (images, pixels) = try timed(&timings.vaeDecode) { try decode(latents, req: req) }
+        return GenerationResult(images: images, pixels: pixels, request: req, sampler: request.scheduler ?? scheduler.className,
+                                warnings: warnings, timings: timings)
+    }
+
+    // MARK: - Stages
+
+    /// Latent geometry of a request.
+    struct LatentShape {
+        let batch: Int, channels: Int, height: Int, width: Int
+        var perImage: Int { channels * height * width }
+        var count: Int { batch * perImage }
+    }
+
+    func latentShape(_ req: ResolvedRequest) -> LatentShape {
+        LatentShape(batch: req.batch, channels: vae.config.latentChannels, height: req.height / vae.scaleFactor,
+                    width: req.width / vae.scaleFactor)
+    }
+
+    /// The text states the denoiser attends to, `[B or 2B, tokens, channels]`: one per image
+    /// (prompt-major: all images of prompt 0 first, as diffusers orders them), with the unconditional
+    /// (negative-prompt) ones first when guiding. Warnings name prompt text cut at 77 tokens.
+    public func textStates(for req: ResolvedRequest) throws -> (states: Tensor, warnings: [String]) {
+        var warnings: [String] = []
         func embed(_ texts: [String]) throws -> Tensor {
             let tokens = texts.map { tokenizer.encode($0) }
             for t in tokens {
@@ -195,32 +209,136 @@ public final class DiffusionPipeline: @unchecked Sendable {
                 }
             }
         }
-        return out
+        return (out, warnings)
     }
 
-    /// diffusers' `get_timesteps`: skip the first `steps - int(steps * strength)` steps.
-    func img2imgStart(steps: Int, strength: Double, scheduler: inout any Scheduler) throws -> Int {
-        let initTimestep = min(Int(Double(steps) * strength), steps)
-        let start = max(steps - initTimestep, 0) * scheduler.order
-        if scheduler.supportsBeginIndex { scheduler.setBeginIndex(start) }
-        return start
+    /// The timesteps to run: the whole schedule for text-to-image (diffusers' text-to-image pipeline
+    /// sets no begin index), the last `int(steps * strength)` steps otherwise (`get_timesteps`).
+    func prepareTimesteps(_ req: ResolvedRequest, scheduler: inout any Scheduler) throws -> [Float] {
+        let timesteps: [Float]
+        if req.mode == .textToImage {
+            try scheduler.setTimesteps(req.steps)
+            timesteps = scheduler.timesteps
+        } else {
+            timesteps = try scheduler.prepareTimesteps(steps: req.steps, strength: req.strength)
+        }
+        guard !timesteps.isEmpty else {
+            throw RequestError("strength: \(req.strength) with \(req.steps) steps leaves no denoising step")
+        }
+        return timesteps
     }
 
-    /// VAE latents of one init image (NCHW order), sampled from the latent distribution with the
-    /// pipeline's generator and scaled, as diffusers' img2img `prepare_latents` does.
-    func encodeImage(_ image: RGBImage, width: Int, height: Int, rng: inout TorchRandomSource) throws -> [Float] {
-        let pixels = try image.preprocessedForVAE(width: width, height: height, scaleFactor: vae.scaleFactor)
-        let x = Tensor(shape: [1, pixels.height, pixels.width, 3], data: pixels.values)
-        let (c, h, w) = (vae.config.latentChannels, pixels.height / vae.scaleFactor, pixels.width / vae.scaleFactor)
-        let noise = Tensor.fromNCHW(rng.normal(count: c * h * w), n: 1, c: c, h: h, w: w)
+    /// Where denoising starts: the initial latents (NCHW-ordered, so torch's noise lines up element
+    /// for element) and, for inpainting, what every step needs besides them.
+    struct LatentStart {
+        var latents: [Float]
+        var inpainting: InpaintingConditioning?
+    }
+
+    /// Initial latents, drawing from `rng` in diffusers' order: text-to-image `randn * init_sigma`;
+    /// image-to-image VAE-encode sample, then noise, then `add_noise` at the first timestep;
+    /// inpainting as ``prepareInpainting(_:timesteps:scheduler:rng:)``.
+    func prepareLatents(_ req: ResolvedRequest, timesteps: [Float], scheduler: any Scheduler,
+                        rng: inout TorchRandomSource) throws -> LatentStart {
+        let shape = latentShape(req)
+        switch req.mode {
+        case .textToImage:
+            let sigma = scheduler.initNoiseSigma
+            return LatentStart(latents: rng.normal(count: shape.count).map { $0 * sigma })
+        case .imageToImage:
+            let pixels = try vaeInput(req)
+            let imageLatents = repeated(encodeImage(pixels, width: req.width, height: req.height, rng: &rng), times: shape.batch)
+            let noise = rng.normal(count: shape.count)
+            return LatentStart(latents: try scheduler.addNoise(original: imageLatents, noise: noise, timestep: timesteps[0]))
+        case .inpainting:
+            return try prepareInpainting(req, timesteps: timesteps, scheduler: scheduler, rng: &rng)
+        }
+    }
+
+    /// The init image as the VAE takes it: resized to the output size, HWC in [-1, 1].
+    func vaeInput(_ req: ResolvedRequest) throws -> [Float] {
+        guard let image = req.initImage else { throw RequestError("init image: missing") }
+        return try image.preprocessedForVAE(width: req.width, height: req.height, scaleFactor: vae.scaleFactor).values
+    }
+
+    /// VAE latents (NCHW order) of one HWC image in [-1, 1] at the request's size: a sample of the
+    /// posterior drawn with the pipeline's generator, scaled (diffusers' `retrieve_latents` +
+    /// `scaling_factor *`).
+    func encodeImage(_ pixels: [Float], width: Int, height: Int, rng: inout TorchRandomSource) -> [Float] {
+        let f = vae.scaleFactor
+        let x = Tensor(shape: [1, height, width, 3], data: pixels)
+        let (c, lh, lw) = (vae.config.latentChannels, height / f, width / f)
+        let noise = Tensor.fromNCHW(rng.normal(count: c * lh * lw), n: 1, c: c, h: lh, w: lw)
         return vae.encodeLatents(x, noise: noise, tiling: vaeTiling).toNCHW()
     }
 
-    func decode(_ latents: [Float], batch: Int, height: Int, width: Int) throws -> [RGBImage] {
-        let z = Tensor.fromNCHW(latents, n: batch, c: vae.config.latentChannels, h: height, w: width)
-        let images = vae.decodeLatents(z, tiling: vaeTiling)
-        return try RGBImage.batch(denormalizing: images.toArray(), count: batch, width: images.shape[2], height: images.shape[1])
+    /// The denoising loop: classifier-free guidance as one batch of `2B` (unconditional first),
+    /// guidance rescale, a scheduler step, and for 4-channel inpainting the mask blend.
+    func denoise(_ start: LatentStart, context: Tensor, timesteps: [Float], req: ResolvedRequest, scheduler: inout any Scheduler,
+                 rng: inout TorchRandomSource, progress: ((StepProgress) -> Bool)?, steps: inout Int) throws -> [Float] {
+        let shape = latentShape(req)
+        let cfg = req.doClassifierFreeGuidance
+        let copies = cfg ? 2 : 1
+        var latents = start.latents
+        let t0 = Date()
+        for (i, t) in timesteps.enumerated() {
+            var input = try scheduler.scaleModelInput(cfg ? latents + latents : latents, timestep: t)
+            var channels = shape.channels
+            if let inpainting = start.inpainting, inpainting.concatenatesChannels {
+                input = inpainting.modelInput(scaled: input, copies: copies)
+                channels = denoiser.inChannels
+            }
+            let x = Tensor.fromNCHW(input, n: copies * shape.batch, c: channels, h: shape.height, w: shape.width)
+            let prediction = denoiser(x, timesteps: [t], context: context).toNCHW()
+            let guided = try guide(prediction, req: req, perImage: shape.perImage)
+            latents = try scheduler.step(modelOutput: guided, timestep: t, sample: latents, noise: &rng).prevSample
+            if let inpainting = start.inpainting, !inpainting.concatenatesChannels {
+                latents = try inpainting.blend(latents, nextTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : nil,
+                                               scheduler: scheduler)
+            }
+            steps = i + 1
+            if let progress, !progress(StepProgress(step: i + 1, totalSteps: timesteps.count, timestep: t,
+                                                    elapsed: Date().timeIntervalSince(t0))) {
+                throw GenerationCancelled(completedSteps: i + 1)
+            }
+        }
+        return latents
     }
+
+    /// `uncond + s (cond - uncond)`, then guidance rescale when asked; the prediction as is without guidance.
+    func guide(_ prediction: [Float], req: ResolvedRequest, perImage: Int) throws -> [Float] {
+        guard req.doClassifierFreeGuidance else { return prediction }
+        let half = prediction.count / 2
+        return try applyGuidance(uncond: Array(prediction[..<half]), cond: Array(prediction[half...]), scale: req.guidanceScale,
+                                 rescale: req.guidanceRescale, elementsPerImage: perImage)
+    }
+
+    /// VAE decode of the final latents; 8-bit images and the [0, 1] floats they were rounded from.
+    func decode(_ latents: [Float], req: ResolvedRequest) throws -> ([RGBImage], [Float]) {
+        let shape = latentShape(req)
+        let z = Tensor.fromNCHW(latents, n: shape.batch, c: shape.channels, h: shape.height, w: shape.width)
+        let decoded = vae.decodeLatents(z, tiling: vaeTiling)
+        let values = decoded.toArray()
+        let images = try RGBImage.batch(denormalizing: values, count: shape.batch, width: decoded.shape[2], height: decoded.shape[1])
+        // diffusers' postprocess: (x / 2 + 0.5).clamp(0, 1), in float32.
+        let pixels = values.map { v -> Float in v.isNaN ? v : min(max(v / 2 + 0.5, 0), 1) }
+        return (images, pixels)
+    }
+}
+
+/// `n` copies of `values` one after another (torch's `repeat` along the batch dimension).
+func repeated(_ values: [Float], times n: Int) -> [Float] {
+    var out: [Float] = []
+    out.reserveCapacity(values.count * n)
+    for _ in 0..<n { out += values }
+    return out
+}
+
+/// Runs `body`, adding its wall time to `seconds`.
+func timed<T>(_ seconds: inout Double, _ body: () throws -> T) rethrows -> T {
+    let t0 = Date()
+    defer { seconds += Date().timeIntervalSince(t0) }
+    return try body()
 }
 
 extension AutoencoderKL {

@@ -74,7 +74,9 @@ public final class Attention: @unchecked Sendable {
     let to_out: Linear
     let precision: Precision
     private let cacheLock = NSLock()
-    private var cachedContext: ObjectIdentifier?
+    // The context's storage is held (not just its address), so a freed context whose address is
+    // reused by the next generation's text states can never hit the cache.
+    private var cachedContext: TensorStorage?
     private var cachedKV: Tensor?
 
     /// `contextChannels` nil for self-attention.
@@ -115,13 +117,12 @@ public final class Attention: @unchecked Sendable {
     }
 
     private func keysAndValues(_ context: Tensor) -> Tensor {
-        let id = ObjectIdentifier(context.storage)
         cacheLock.lock()
         defer { cacheLock.unlock() }
-        if let kv = cachedKV, cachedContext == id { return kv }
+        if let kv = cachedKV, cachedContext === context.storage { return kv }
         let kv = to_kv!(context)
         cachedKV = kv
-        cachedContext = id
+        cachedContext = context.storage
         return kv
     }
 }

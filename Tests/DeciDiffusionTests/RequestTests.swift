@@ -1,4 +1,5 @@
 import DeciDiffusion
+import DeciImage
 import Testing
 
 @Suite("Generation request validation")
@@ -37,5 +38,28 @@ struct RequestTests {
         var req = GenerationRequest(prompt: "a cat")
         req.guidanceScale = 1
         #expect(try !req.resolved(defaults: deci, sizeMultiple: 64, maxTextEncoderSkip: 11).doClassifierFreeGuidance)
+    }
+}
+
+@Suite("Generation request modes")
+struct RequestModeTests {
+    let sd = PipelineDefaults.stableDiffusion(size: 512)
+
+    @Test func strengthDefaultsFollowDiffusers() throws {
+        var req = GenerationRequest(prompt: "a cat")
+        #expect(try req.resolved(defaults: sd, sizeMultiple: 8, maxTextEncoderSkip: 11).mode == .textToImage)
+        #expect(try req.resolved(defaults: sd, sizeMultiple: 8, maxTextEncoderSkip: 11).strength == 1)
+        req.initImage = try RGBImage(width: 64, height: 48)
+        let img2img = try req.resolved(defaults: sd, sizeMultiple: 8, maxTextEncoderSkip: 11)
+        #expect(img2img.mode == .imageToImage && img2img.strength == 0.8 && img2img.width == 64 && img2img.height == 48)
+        req.mask = try RGBImage(width: 64, height: 48)
+        let inpaint = try req.resolved(defaults: sd, sizeMultiple: 8, maxTextEncoderSkip: 11)
+        #expect(inpaint.mode == .inpainting && inpaint.strength == 1)
+        req.strength = 0.3
+        #expect(try req.resolved(defaults: sd, sizeMultiple: 8, maxTextEncoderSkip: 11).strength == 0.3)
+        for bad in [0, -0.1, 1.5, .nan] {
+            req.strength = bad
+            #expect(throws: RequestError.self) { try req.resolved(defaults: sd, sizeMultiple: 8, maxTextEncoderSkip: 11) }
+        }
     }
 }
