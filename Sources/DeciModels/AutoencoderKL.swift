@@ -377,8 +377,8 @@ final class VAEEncoder: @unchecked Sendable {
 
     func callAsFunction(_ x: Tensor) -> Tensor {
         var h = conv_in(x)
-        for block in down_blocks { h = block(h) }
-        h = mid_block(h)
+        for block in down_blocks { h = block(consume h) }
+        h = mid_block(consume h)
         return conv_out(conv_norm_out(h, silu: true))
     }
 }
@@ -409,10 +409,39 @@ final class VAEDecoder: @unchecked Sendable {
     }
 
     func callAsFunction(_ z: Tensor) -> Tensor {
-        var h = conv_in(z)
-        h = mid_block(h)
-        for block in up_blocks { h = block(h) }
+        var h = mid_block(conv_in(z))
+        for block in up_blocks { h = block(consume h) }
         return conv_out(conv_norm_out(h, silu: true))
+    }
+}
+
+/// Maps of at least this many values (32 MiB in float32) get the memory care below.
+private let largeMap = 1 << 23
+
+/// Returns the op layer's cached activation buffers to the system before a block works on a large
+/// map. The cache reuses buffers of exactly equal size, which suits the denoising loop; in the VAE
+/// each block works at new sizes, so without this the buffers of all earlier blocks stay resident.
+/// Measured on a 512 px f32 decode (weights included): 1.50 GiB peak RSS without any release,
+/// 1.14 GiB with this one, about 0.9 GiB with ``ResnetBlock2D/widening(_:)`` as well.
+private func releaseCachedBuffers(ifLarge x: Tensor) {
+    if x.count >= largeMap { Backend.trimMemory() }
+}
+
+extension ResnetBlock2D {
+    /// The forward pass without time embedding, for a resnet that changes the width (the first
+    /// of a VAE block): the same arithmetic as `callAsFunction`, but on a large map the
+    /// input-sized buffers (the input and its normalised copy) go back to the system as soon as
+    /// they are dead, since no later layer can reuse a buffer of their size.
+    func widening(_ x: consuming Tensor) -> Tensor {
+        precondition(time_emb_proj == nil, "widening(_:) is for resnets without time embedding")
+        let large = x.count >= largeMap
+        var h = conv1(norm1(x, silu: true))
+        if large { Backend.trimMemory() }
+        h = norm2(h, silu: true)
+        let shortcut = conv_shortcut.map { $0(x) } ?? copy x
+        _ = consume x
+        if large { Backend.trimMemory() }
+        return conv2(h, residual: shortcut)
     }
 }
 
@@ -421,6 +450,7 @@ final class VAEDecoder: @unchecked Sendable {
 final class DownEncoderBlock2D: @unchecked Sendable {
     let resnets: [ResnetBlock2D]
     let downsampler: Downsample2D?
+    let widens: Bool
 
     init(_ w: WeightScope, in cin: Int, out cout: Int, layers: Int, groups: Int, downsample: Bool, precision: Precision) throws(ModelError) {
         var r: [ResnetBlock2D] = []
@@ -429,13 +459,19 @@ final class DownEncoderBlock2D: @unchecked Sendable {
                                        eps: 1e-6, precision: precision))
         }
         resnets = r
+        widens = cin != cout
         downsampler = downsample ? try Downsample2D(w.scoped("downsamplers.0."), channels: cout, vaeStylePadding: true, precision: precision) : nil
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        var h = x
-        for r in resnets { h = r(h) }
-        return downsampler?(h) ?? h
+    func callAsFunction(_ x: consuming Tensor) -> Tensor {
+        releaseCachedBuffers(ifLarge: x)
+        var h = consume x
+        for (j, r) in resnets.enumerated() {
+            h = j == 0 && widens ? r.widening(consume h) : r(h)
+        }
+        guard let downsampler else { return h }
+        releaseCachedBuffers(ifLarge: h)
+        return downsampler(h)
     }
 }
 
@@ -444,6 +480,7 @@ final class DownEncoderBlock2D: @unchecked Sendable {
 final class UpDecoderBlock2D: @unchecked Sendable {
     let resnets: [ResnetBlock2D]
     let upsampler: Upsample2D?
+    let widens: Bool
 
     init(_ w: WeightScope, in cin: Int, out cout: Int, layers: Int, groups: Int, upsample: Bool, precision: Precision) throws(ModelError) {
         var r: [ResnetBlock2D] = []
@@ -452,13 +489,19 @@ final class UpDecoderBlock2D: @unchecked Sendable {
                                        eps: 1e-6, precision: precision))
         }
         resnets = r
+        widens = cin != cout
         upsampler = upsample ? try Upsample2D(w.scoped("upsamplers.0."), channels: cout, precision: precision) : nil
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        var h = x
-        for r in resnets { h = r(h) }
-        return upsampler?(h) ?? h
+    func callAsFunction(_ x: consuming Tensor) -> Tensor {
+        releaseCachedBuffers(ifLarge: x)
+        var h = consume x
+        for (j, r) in resnets.enumerated() {
+            h = j == 0 && widens ? r.widening(consume h) : r(h)
+        }
+        guard let upsampler else { return h }
+        releaseCachedBuffers(ifLarge: h)
+        return upsampler(h)
     }
 }
 
@@ -474,8 +517,9 @@ final class VAEMidBlock: @unchecked Sendable {
         attention = addAttention ? try VAEAttentionBlock(w.scoped("attentions.0."), channels: c, groups: groups, precision: precision) : nil
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    func callAsFunction(_ x: consuming Tensor) -> Tensor {
         var h = resnets[0](x)
+        _ = consume x
         if let attention { h = attention(h) }
         return resnets[1](h)
     }

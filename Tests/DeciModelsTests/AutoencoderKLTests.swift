@@ -324,3 +324,82 @@ struct AutoencoderKLTilingTests {
         #expect(meanRel < 0.12, "mean relative difference \(meanRel)")
     }
 }
+
+/// Opt-in (DECI_FULL=1) checks on a random-weight VAE of the Stable Diffusion shape written by
+/// `tools/make_vae_fixtures.py --full` (DECI_FULL_DIR overrides the folder), plus timings and the
+/// peak memory of a 512 px decode. Compare with `tools/bench_vae_torch.py` run on the same machine.
+@Suite("AutoencoderKL full size (DECI_FULL=1)", .serialized, .enabled(if: FixturePaths.fullSizeEnabled))
+struct AutoencoderKLFullSizeTests {
+    static let dir = ProcessInfo.processInfo.environment["DECI_FULL_DIR"]
+        ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/decidiffusion/full/vae").path
+
+    private static func status(_ field: String) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
+              let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return .nan }
+        return kib / 1_048_576  // GiB
+    }
+
+    /// Resets VmHWM to the current RSS (Linux `clear_refs` 5).
+    private static func resetPeak() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    }
+
+    private static func seconds(_ body: () -> Void) -> Double {
+        let t = ContinuousClock.now
+        body()
+        let d = ContinuousClock.now - t
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    private static func latents(_ side: Int) -> Tensor {
+        var state: UInt64 = 42
+        let n = (side / 8) * (side / 8) * 4
+        return Tensor(shape: [1, side / 8, side / 8, 4], data: (0..<n).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 4000) / 1000 - 2
+        })
+    }
+
+    @Test func decode256MatchesDiffusers() throws {
+        let ref = try SafeTensorsFile(path: Self.dir + "/reference.safetensors")
+        let zs = try ref.tensor("decode.latents").shape
+        let z = Tensor.fromNCHW(try ref.tensor("decode.latents").floats(), n: zs[0], c: zs[1], h: zs[2], w: zs[3])
+        let want = try ref.tensor("decode.output").floats()
+        let store = try WeightStore.open(Self.dir + "/diffusion_pytorch_model.safetensors")
+        let params = store.keys.reduce(0) { $0 + (store.peek($1)?.elementCount ?? 0) }
+        #expect(params == 83_653_863)
+        let config = try AutoencoderKLConfig.load(Self.dir + "/config.json")
+        #expect(config.parameterCount == 83_653_863)
+        for (precision, tol) in [(Precision.f32, VAETolerance.f32), (.bf16, VAETolerance.bf16)] {
+            var vae: AutoencoderKL? = nil
+            let load = Self.seconds { vae = try? AutoencoderKL.load(directory: Self.dir, precision: precision) }
+            let model = try #require(vae)
+            var out = Tensor(shape: [0])
+            let first = Self.seconds { out = model.decode(z) }
+            let second = Self.seconds { out = model.decode(z) }
+            let c = compare(out.toNCHW(), want)
+            print("[vae full] \(precision) decode \(zs[2])x\(zs[3]) latent vs diffusers: rel \(String(format: "%.2e", c.relative)) (tolerance \(tol)); load \(String(format: "%.1f", load)) s, decode \(String(format: "%.2f", first)) s first call, \(String(format: "%.2f", second)) s second")
+            #expect(c.within(relative: tol), "\(c)")
+        }
+    }
+
+    /// 512 px and 256 px decode times and the peak RSS of a 512 px decode (weights included: the
+    /// peak is reset before loading the decoder, as a process that only decodes would see it).
+    @Test(arguments: [Precision.f32, .bf16])
+    func benchmark(precision: Precision) throws {
+        Backend.trimMemory()
+        let before = Self.status("VmRSS")
+        Self.resetPeak()
+        let vae = try AutoencoderKL.load(directory: Self.dir, precision: precision, parts: .decoder)
+        let loaded = Self.status("VmRSS")
+        var out = Tensor(shape: [0])
+        let t512 = Self.seconds { out = vae.decodeLatents(Self.latents(512)) }
+        let peak = Self.status("VmHWM")
+        #expect(out.shape == [1, 512, 512, 3])
+        #expect(out.toArray().allSatisfy { $0.isFinite })
+        let t256 = Self.seconds { out = vae.decodeLatents(Self.latents(256)) }
+        print("[vae bench] \(precision): 512 px decode \(String(format: "%.2f", t512)) s (first call); 256 px \(String(format: "%.2f", t256)) s; RSS before load \(String(format: "%.2f", before)) GiB, after loading the decoder \(String(format: "%.2f", loaded)) GiB, peak during the 512 px decode \(String(format: "%.2f", peak)) GiB (process total); \(Backend.info)")
+        Backend.trimMemory()
+    }
+}
