@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define GRAIN 4096  // elements per task below which threading costs more than it saves
+#define GRAIN 16384  // elements per task below which threading costs more than it saves
 
 // ---- activations -------------------------------------------------------------------------------
 typedef struct { float *x; dd_activation act; } act_ctx;
@@ -394,7 +394,8 @@ void KFN(dd_group_norm)(const float *x, float *y, long n, long hw, long c, long 
     if (chunks < 1) chunks = 1;
     gn_ctx g = {x, y, n, hw, c, chunks, NULL, NULL, NULL, silu};
     g.acc = malloc((size_t)n * chunks * 2 * c * sizeof(double));
-    dd_parallel_for(n * chunks, 1, gn_stats_range, &g);
+    int small = n * hw * c < 8 * GRAIN;  // not worth waking the pool
+    dd_parallel_for(n * chunks, small ? n * chunks : 1, gn_stats_range, &g);
 
     float *a = malloc((size_t)n * c * 2 * sizeof(float)), *o = a + n * c;
     double *cm = malloc((size_t)c * 2 * sizeof(double)), *cq = cm + c;

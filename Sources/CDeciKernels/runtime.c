@@ -60,7 +60,9 @@ void dd_parallel_for(long n, long grain, dd_range_fn fn, void *ctx) {
     if (n <= 0) return;
     long threads = dd_num_threads();
     if (grain < 1) grain = 1;
-    long chunks = (n + grain - 1) / grain;
+    // Whole grains only: work smaller than two grains runs on the calling thread, since waking
+    // the pool costs more than it saves (and far more when another process holds a core).
+    long chunks = n / grain;
     if (threads > chunks) threads = chunks;
 #if DD_HAVE_GOMP
     if (threads > 1 && !omp_in_parallel()) {
