@@ -162,7 +162,11 @@ public final class DiffusionPipeline: @unchecked Sendable {
                         progress: progress, steps: &stepsDone)
         }
         timings.steps = stepsDone
+        // The denoiser's cached activation buffers are the wrong sizes for the VAE: hand them back
+        // so the decoder's peak does not stack on top of them.
+        Backend.trimMemory()
         let (images, pixels) = try timed(&timings.vaeDecode) { try decode(latents, req: req) }
+        Backend.trimMemory()
         return GenerationResult(images: images, pixels: pixels, request: req, sampler: request.scheduler ?? scheduler.className,
                                 warnings: warnings, timings: timings)
     }
