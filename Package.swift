@@ -6,7 +6,15 @@ import PackageDescription
 //   DeciSchedulers, DeciTokenizer, DeciRandom, DeciImage are independent of the tensor layer.
 // Only DeciTensor may import CDeciKernels: a GPU backend later replaces what sits below DeciTensor.
 
-let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+// oneDNN: scripts/fetch-onednn.sh puts oneDNN 3.x in .deps/onednn (x86-64 Linux); these flags
+// prefer it and otherwise fall through to the system's oneDNN (2.x or 3.x; the shim takes both).
+// They are unconditional so that the manifest does not depend on the file system.
+let localOneDNN = Context.packageDirectory + "/.deps/onednn"
+let kernelCFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno", "-I", localOneDNN + "/include"])]
+let kernelLinkerFlags: [LinkerSetting] = [
+    .unsafeFlags(["-L", localOneDNN + "/lib", "-Xlinker", "-rpath", "-Xlinker", localOneDNN + "/lib",
+                  "-Xlinker", "-rpath", "-Xlinker", "$ORIGIN/../../.deps/onednn/lib"], .when(platforms: [.linux])),
+]
 
 let package = Package(
     name: "DeciDiffusion",
@@ -24,7 +32,7 @@ let package = Package(
         .target(
             name: "CDeciKernels",
             cSettings: kernelCFlags,
-            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp", .when(platforms: [.linux])), .linkedLibrary("m")]
+            linkerSettings: kernelLinkerFlags + [.linkedLibrary("dnnl"), .linkedLibrary("gomp", .when(platforms: [.linux])), .linkedLibrary("m")]
         ),
         .target(name: "DeciTensor", dependencies: ["CDeciKernels"]),
         .target(name: "DeciWeights", dependencies: ["DeciTensor"]),

@@ -1,5 +1,5 @@
-// oneDNN 2.x behind the shim's ABI: convolution, linear (matmul) and the two batched matmuls of
-// attention. Primitives are built once per shape and cached; weights are repacked once into the
+// oneDNN (2.x or 3.x) behind the shim's ABI: convolution, linear (matmul) and the two batched
+// matmuls of attention. Primitives are built once per shape and cached; weights are repacked once into the
 // layout the chosen implementation wants (and re-derived from that packed copy if a later shape
 // wants another layout), so the caller's float32 copy can be dropped right after load.
 #include "ddkernels.h"
@@ -9,6 +9,94 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+// ---- oneDNN 2.x / 3.x compatibility ------------------------------------------------------------
+// 3.x made memory descriptors opaque handles and replaced op descriptors with direct primitive
+// descriptor constructors. Here `md_t` is a pointer in both: an owned handle in 3.x, a malloc'd
+// value struct in 2.x, so every call that takes a descriptor reads the same in both versions.
+#if DNNL_VERSION_MAJOR >= 3
+#define DD_DNNL3 1
+typedef dnnl_memory_desc_t md_t;
+typedef const_dnnl_memory_desc_t cmd_t;
+static md_t md_tag(int nd, const dnnl_dims_t d, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
+    md_t m = NULL;
+    return dnnl_memory_desc_create_with_tag(&m, nd, d, dt, tag) == dnnl_success ? m : NULL;
+}
+static md_t md_strides(int nd, const dnnl_dims_t d, dnnl_data_type_t dt, const dnnl_dims_t st) {
+    md_t m = NULL;
+    return dnnl_memory_desc_create_with_strides(&m, nd, d, dt, st) == dnnl_success ? m : NULL;
+}
+static md_t md_clone(cmd_t q) {
+    md_t m = NULL;
+    return q && dnnl_memory_desc_clone(&m, q) == dnnl_success ? m : NULL;
+}
+static void md_free(md_t m) {
+    if (m) dnnl_memory_desc_destroy(m);
+}
+#else
+#define DD_DNNL3 0
+typedef dnnl_memory_desc_t *md_t;
+typedef const dnnl_memory_desc_t *cmd_t;
+static md_t md_tag(int nd, const dnnl_dims_t d, dnnl_data_type_t dt, dnnl_format_tag_t tag) {
+    md_t m = malloc(sizeof *m);
+    if (m && dnnl_memory_desc_init_by_tag(m, nd, d, dt, tag) != dnnl_success) { free(m); m = NULL; }
+    return m;
+}
+static md_t md_strides(int nd, const dnnl_dims_t d, dnnl_data_type_t dt, const dnnl_dims_t st) {
+    md_t m = malloc(sizeof *m);
+    if (m && dnnl_memory_desc_init_by_strides(m, nd, d, dt, st) != dnnl_success) { free(m); m = NULL; }
+    return m;
+}
+static md_t md_clone(cmd_t q) {
+    md_t m = q ? malloc(sizeof *m) : NULL;
+    if (m) *m = *q;
+    return m;
+}
+static void md_free(md_t m) { free(m); }
+#endif
+
+static md_t query_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what) { return md_clone(dnnl_primitive_desc_query_md(pd, what, 0)); }
+
+static dnnl_status_t conv_pd_create(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, cmd_t src, cmd_t wei, cmd_t bias, cmd_t dst,
+                                    const dnnl_dims_t strides, const dnnl_dims_t pad_l, const dnnl_dims_t pad_r,
+                                    const_dnnl_primitive_attr_t attr) {
+#if DD_DNNL3
+    return dnnl_convolution_forward_primitive_desc_create(pd, eng, dnnl_forward_inference, dnnl_convolution_direct, src, wei,
+                                                          bias, dst, strides, NULL, pad_l, pad_r, attr);
+#else
+    dnnl_convolution_desc_t cd;
+    dnnl_status_t st = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, src, wei, bias,
+                                                          dst, strides, pad_l, pad_r);
+    return st == dnnl_success ? dnnl_primitive_desc_create(pd, &cd, attr, eng, NULL) : st;
+#endif
+}
+
+static dnnl_status_t matmul_pd_create(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, cmd_t src, cmd_t wei, cmd_t bias, cmd_t dst,
+                                      const_dnnl_primitive_attr_t attr) {
+#if DD_DNNL3
+    return dnnl_matmul_primitive_desc_create(pd, eng, src, wei, bias, dst, attr);
+#else
+    dnnl_matmul_desc_t md;
+    dnnl_status_t st = dnnl_matmul_desc_init(&md, src, wei, bias, dst);
+    return st == dnnl_success ? dnnl_primitive_desc_create(pd, &md, attr, eng, NULL) : st;
+#endif
+}
+
+static int append_eltwise(dnnl_post_ops_t po, dnnl_alg_kind_t alg, float alpha, float beta) {
+#if DD_DNNL3
+    return dnnl_post_ops_append_eltwise(po, alg, alpha, beta) != dnnl_success;
+#else
+    return dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, beta) != dnnl_success;
+#endif
+}
+
+static int append_sum(dnnl_post_ops_t po) {
+#if DD_DNNL3
+    return dnnl_post_ops_append_sum(po, 1.0f, 0, dnnl_data_type_undef) != dnnl_success;
+#else
+    return dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success;
+#endif
+}
 
 static dnnl_engine_t g_engine;
 static dnnl_stream_t g_stream;
@@ -22,19 +110,19 @@ static pthread_mutex_t g_exec_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_bf16_native = 0;
 
 static int probe_bf16(void) {
-    dnnl_memory_desc_t a, b, c;
     dnnl_dims_t d = {64, 64};
-    dnnl_memory_desc_init_by_tag(&a, 2, d, dnnl_bf16, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&b, 2, d, dnnl_bf16, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&c, 2, d, dnnl_f32, dnnl_ab);
-    dnnl_matmul_desc_t md;
+    md_t a = md_tag(2, d, dnnl_bf16, dnnl_ab), b = md_tag(2, d, dnnl_bf16, dnnl_format_tag_any), c = md_tag(2, d, dnnl_f32, dnnl_ab);
     dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) != dnnl_success) return 0;
-    if (dnnl_primitive_desc_create(&pd, &md, NULL, g_engine, NULL) != dnnl_success) return 0;
-    const char *impl = "";
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    int native = strstr(impl, "ref") == NULL;  // a reference kernel would be far slower than emulation
-    dnnl_primitive_desc_destroy(pd);
+    int native = 0;
+    if (a && b && c && matmul_pd_create(&pd, g_engine, a, b, NULL, c, NULL) == dnnl_success) {
+        const char *impl = "";
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+        native = strstr(impl, "ref") == NULL;  // a reference kernel would be far slower than emulation
+        dnnl_primitive_desc_destroy(pd);
+    }
+    md_free(a);
+    md_free(b);
+    md_free(c);
     return native;
 }
 
@@ -110,40 +198,29 @@ static int set_post_ops(dnnl_primitive_attr_t attr, dd_activation act, int resid
     int rc = 0;
     switch (act) {
     case DD_ACT_NONE: break;
-    case DD_ACT_SILU: rc |= dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.0f, 0.0f); break;
-    case DD_ACT_GELU_ERF: rc |= dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f); break;
-    case DD_ACT_GELU_TANH: rc |= dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_tanh, 0.0f, 0.0f); break;
-    case DD_ACT_QUICK_GELU: rc |= dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.702f, 0.0f); break;
+    case DD_ACT_SILU: rc |= append_eltwise(po, dnnl_eltwise_swish, 1.0f, 0.0f); break;
+    case DD_ACT_GELU_ERF: rc |= append_eltwise(po, dnnl_eltwise_gelu_erf, 0.0f, 0.0f); break;
+    case DD_ACT_GELU_TANH: rc |= append_eltwise(po, dnnl_eltwise_gelu_tanh, 0.0f, 0.0f); break;
+    case DD_ACT_QUICK_GELU: rc |= append_eltwise(po, dnnl_eltwise_swish, 1.702f, 0.0f); break;
     }
-    if (residual) rc |= dnnl_post_ops_append_sum(po, 1.0f);
-    rc |= dnnl_primitive_attr_set_post_ops(attr, po);
+    if (residual) rc |= append_sum(po);
+    rc |= dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success;
     dnnl_post_ops_destroy(po);
     return rc;
 }
 
-static dnnl_status_t reorder(const dnnl_memory_desc_t *src_md, void *src, const dnnl_memory_desc_t *dst_md, void *dst) {
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t prim = NULL;
-    dnnl_memory_t ms = NULL, md = NULL;
-    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, src_md, g_engine, dst_md, g_engine, NULL);
-    if (st == dnnl_success) st = dnnl_primitive_create(&prim, pd);
-    if (st == dnnl_success) st = dnnl_memory_create(&ms, src_md, g_engine, src);
-    if (st == dnnl_success) st = dnnl_memory_create(&md, dst_md, g_engine, dst);
-    if (st == dnnl_success) {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-        pthread_mutex_lock(&g_exec_lock);
-        st = dnnl_primitive_execute(prim, g_stream, 2, args);
-        if (st == dnnl_success) st = dnnl_stream_wait(g_stream);
-        pthread_mutex_unlock(&g_exec_lock);
+// A new primitive attribute with the post-ops, or NULL.
+static dnnl_primitive_attr_t make_attr(dd_activation act, int residual) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+    if (set_post_ops(attr, act, residual) != 0) {
+        dnnl_primitive_attr_destroy(attr);
+        return NULL;
     }
-    if (ms) dnnl_memory_destroy(ms);
-    if (md) dnnl_memory_destroy(md);
-    if (prim) dnnl_primitive_destroy(prim);
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    return st;
+    return attr;
 }
 
-static dnnl_status_t execute(dnnl_primitive_t prim, int nargs, const int *arg_ids, const dnnl_memory_desc_t *const *mds, void *const *ptrs) {
+static dnnl_status_t execute(dnnl_primitive_t prim, int nargs, const int *arg_ids, const cmd_t *mds, void *const *ptrs) {
     dnnl_memory_t mem[8] = {0};
     dnnl_exec_arg_t args[8];
     dnnl_status_t st = dnnl_success;
@@ -163,9 +240,33 @@ static dnnl_status_t execute(dnnl_primitive_t prim, int nargs, const int *arg_id
     return st;
 }
 
+static dnnl_primitive_t make_reorder(cmd_t from, cmd_t to) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    if (dnnl_reorder_primitive_desc_create(&pd, from, g_engine, to, g_engine, NULL) == dnnl_success)
+        dnnl_primitive_create(&prim, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return prim;
+}
+
+static dnnl_status_t run_reorder(dnnl_primitive_t r, cmd_t from, const void *src, cmd_t to, void *dst) {
+    int ids[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
+    cmd_t mds[2] = {from, to};
+    void *ptrs[2] = {(void *)src, dst};
+    return execute(r, 2, ids, mds, ptrs);
+}
+
+static dnnl_status_t reorder(cmd_t src_md, void *src, cmd_t dst_md, void *dst) {
+    dnnl_primitive_t prim = make_reorder(src_md, dst_md);
+    if (!prim) return dnnl_unimplemented;
+    dnnl_status_t st = run_reorder(prim, src_md, src, dst_md, dst);
+    dnnl_primitive_destroy(prim);
+    return st;
+}
+
 // ---- packed weights shared by conv and linear ---------------------------------------------------
 typedef struct {
-    dnnl_memory_desc_t md;
+    md_t md;
     void *data;
 } packed;
 
@@ -173,11 +274,11 @@ typedef struct {
     long key[4];
     dnnl_primitive_t prim;
     int w;  // index into the layer's packed weights
-    dnnl_memory_desc_t src_md, dst_md;
+    md_t src_md, dst_md;
     // Convolutions run in the activation layout oneDNN prefers (blocked channels on AVX2/AVX-512
     // run ~2.5x faster than NHWC in oneDNN 2.x); these reorders convert at the edges. NULL when
     // the preferred layout is the caller's float32 NHWC.
-    dnnl_memory_desc_t user_src_md, user_dst_md;
+    md_t user_src_md, user_dst_md;
     dnnl_primitive_t src_in, dst_out, residual_in;
 } variant;
 
@@ -187,23 +288,28 @@ typedef struct {
     variant *v;
     int nv, cap;
     float *bias;
-    dnnl_memory_desc_t bias_md;
+    md_t bias_md;
     pthread_mutex_t lock;
 } layer;
 
 // Returns the index of packed weights matching `want`, deriving them from the first copy if new.
-static int weights_for(layer *L, const dnnl_memory_desc_t *want) {
+static int weights_for(layer *L, cmd_t want) {
     for (int i = 0; i < L->nw; i++)
-        if (dnnl_memory_desc_equal(&L->w[i].md, want)) return i;
+        if (dnnl_memory_desc_equal(L->w[i].md, want)) return i;
     if (L->nw == 4) return -1;
     size_t bytes = dnnl_memory_desc_get_size(want);
     void *data = NULL;
-    if (posix_memalign(&data, 64, bytes ? bytes : 64) != 0) return -1;
-    if (reorder(&L->w[0].md, L->w[0].data, want, data) != dnnl_success) {
-        free(data);
+    md_t own = md_clone(want);
+    if (!own || posix_memalign(&data, 64, bytes ? bytes : 64) != 0) {
+        md_free(own);
         return -1;
     }
-    L->w[L->nw] = (packed){*want, data};
+    if (reorder(L->w[0].md, L->w[0].data, want, data) != dnnl_success) {
+        free(data);
+        md_free(own);
+        return -1;
+    }
+    L->w[L->nw] = (packed){own, data};
     return L->nw++;
 }
 
@@ -211,6 +317,18 @@ static variant *find_variant(layer *L, const long key[4]) {
     for (int i = 0; i < L->nv; i++)
         if (memcmp(L->v[i].key, key, sizeof(long) * 4) == 0) return &L->v[i];
     return NULL;
+}
+
+static void variant_free(variant *v) {
+    if (v->prim) dnnl_primitive_destroy(v->prim);
+    if (v->src_in) dnnl_primitive_destroy(v->src_in);
+    if (v->dst_out) dnnl_primitive_destroy(v->dst_out);
+    if (v->residual_in) dnnl_primitive_destroy(v->residual_in);
+    md_free(v->src_md);
+    md_free(v->dst_md);
+    md_free(v->user_src_md);
+    md_free(v->user_dst_md);
+    memset(v, 0, sizeof *v);
 }
 
 static variant *add_variant(layer *L, const long key[4], dnnl_primitive_desc_t pd) {
@@ -221,68 +339,56 @@ static variant *add_variant(layer *L, const long key[4], dnnl_primitive_desc_t p
         L->v = nv;
         L->cap = cap;
     }
-    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    int wi = weights_for(L, wmd);
+    int wi = weights_for(L, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
     if (wi < 0) return NULL;
     variant *v = &L->v[L->nv];
+    memset(v, 0, sizeof *v);
     memcpy(v->key, key, sizeof(long) * 4);
-    if (dnnl_primitive_create(&v->prim, pd) != dnnl_success) return NULL;
     v->w = wi;
-    v->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    v->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    v->src_in = v->dst_out = v->residual_in = NULL;
+    v->src_md = query_md(pd, dnnl_query_src_md);
+    v->dst_md = query_md(pd, dnnl_query_dst_md);
+    if (!v->src_md || !v->dst_md || dnnl_primitive_create(&v->prim, pd) != dnnl_success) {
+        variant_free(v);
+        return NULL;
+    }
     L->nv++;
     return v;
 }
 
-static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t prim = NULL;
-    if (dnnl_reorder_primitive_desc_create(&pd, from, g_engine, to, g_engine, NULL) == dnnl_success)
-        dnnl_primitive_create(&prim, pd);
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    return prim;
-}
-
-static dnnl_status_t run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src, const dnnl_memory_desc_t *to,
-                                 void *dst) {
-    int ids[2] = {DNNL_ARG_FROM, DNNL_ARG_TO};
-    const dnnl_memory_desc_t *mds[2] = {from, to};
-    void *ptrs[2] = {(void *)src, dst};
-    return execute(r, 2, ids, mds, ptrs);
-}
-
 static void layer_free(layer *L) {
-    for (int i = 0; i < L->nw; i++) free(L->w[i].data);
-    for (int i = 0; i < L->nv; i++) {
-        dnnl_primitive_destroy(L->v[i].prim);
-        if (L->v[i].src_in) dnnl_primitive_destroy(L->v[i].src_in);
-        if (L->v[i].dst_out) dnnl_primitive_destroy(L->v[i].dst_out);
-        if (L->v[i].residual_in) dnnl_primitive_destroy(L->v[i].residual_in);
+    for (int i = 0; i < L->nw; i++) {
+        free(L->w[i].data);
+        md_free(L->w[i].md);
     }
+    for (int i = 0; i < L->nv; i++) variant_free(&L->v[i]);
     free(L->v);
     free(L->bias);
+    md_free(L->bias_md);
     pthread_mutex_destroy(&L->lock);
 }
 
-static int init_layer(layer *L, const dnnl_memory_desc_t *user_md, const float *weight, const dnnl_memory_desc_t *want,
-                      const float *bias, long nbias) {
+static int init_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, const float *bias, long nbias) {
     pthread_mutex_init(&L->lock, NULL);
     size_t bytes = dnnl_memory_desc_get_size(want);
     void *data = NULL;
-    if (posix_memalign(&data, 64, bytes ? bytes : 64) != 0) return -1;
-    if (reorder(user_md, (void *)weight, want, data) != dnnl_success) {
-        free(data);
+    md_t own = md_clone(want);
+    if (!own || posix_memalign(&data, 64, bytes ? bytes : 64) != 0) {
+        md_free(own);
         return -1;
     }
-    L->w[0] = (packed){*want, data};
+    if (reorder(user_md, (void *)weight, want, data) != dnnl_success) {
+        free(data);
+        md_free(own);
+        return -1;
+    }
+    L->w[0] = (packed){own, data};
     L->nw = 1;
     if (bias) {
         L->bias = malloc(nbias * sizeof(float));
         if (!L->bias) return -1;
         memcpy(L->bias, bias, nbias * sizeof(float));
         dnnl_dims_t bd = {nbias};
-        dnnl_memory_desc_init_by_tag(&L->bias_md, 1, bd, dnnl_f32, dnnl_a);
+        if (!(L->bias_md = md_tag(1, bd, dnnl_f32, dnnl_a))) return -1;
     }
     return 0;
 }
@@ -306,6 +412,7 @@ static int g_conv_plain_layout = -1;
 struct dd_conv {
     int cin, cout, kh, kw, stride, ph, pw, pb, pr;
     dd_dtype dt;
+    int has_bias;
     layer L;
 };
 
@@ -314,35 +421,27 @@ void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow) {
     *ow = (w + c->pw + c->pr - c->kw) / c->stride + 1;
 }
 
-static dnnl_status_t conv_pd(const dd_conv *c, int n, int h, int w, dd_activation act, int residual,
-                             const dnnl_memory_desc_t *wmd, dnnl_primitive_desc_t *pd) {
+static dnnl_status_t conv_pd(const dd_conv *c, int n, int h, int w, dd_activation act, int residual, dnnl_primitive_desc_t *pd) {
     int oh, ow;
     dd_conv_output_size(c, h, w, &oh, &ow);
-    dnnl_memory_desc_t src, wei, dst, bias;
     dnnl_dims_t sd = {n, c->cin, h, w}, wd = {c->cout, c->cin, c->kh, c->kw}, dd = {n, c->cout, oh, ow}, bd = {c->cout};
     dnnl_format_tag_t layout = g_conv_plain_layout ? dnnl_nhwc : dnnl_format_tag_any;
-    dnnl_memory_desc_init_by_tag(&src, 4, sd, dt_of(c->dt), layout);
-    if (wmd) wei = *wmd;
-    else dnnl_memory_desc_init_by_tag(&wei, 4, wd, dt_of(c->dt), dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, layout);
-    dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_a);
+    md_t src = md_tag(4, sd, dt_of(c->dt), layout), wei = md_tag(4, wd, dt_of(c->dt), dnnl_format_tag_any),
+         dst = md_tag(4, dd, dnnl_f32, layout), bias = md_tag(1, bd, dnnl_f32, dnnl_a);
     dnnl_dims_t strides = {c->stride, c->stride}, pad = {c->ph, c->pw};
     // oneDNN wants the right padding that the output size implies (it may be less than requested).
     dnnl_dims_t pad_r;
     pad_r[0] = (oh - 1) * c->stride + c->kh - h - c->ph;
     pad_r[1] = (ow - 1) * c->stride + c->kw - w - c->pw;
-    dnnl_convolution_desc_t cd;
-    dnnl_status_t st = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei,
-                                                          c->L.bias ? &bias : NULL, &dst, strides, pad, pad_r);
-    if (st != dnnl_success) return st;
-    dnnl_primitive_attr_t attr;
-    dnnl_primitive_attr_create(&attr);
-    if (set_post_ops(attr, act, residual) != 0) {
-        dnnl_primitive_attr_destroy(attr);
-        return dnnl_invalid_arguments;
-    }
-    st = dnnl_primitive_desc_create(pd, &cd, attr, g_engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_attr_t attr = make_attr(act, residual);
+    dnnl_status_t st = dnnl_out_of_memory;
+    if (src && wei && dst && bias && attr)
+        st = conv_pd_create(pd, g_engine, src, wei, c->has_bias ? bias : NULL, dst, strides, pad, pad_r, attr);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    md_free(src);
+    md_free(wei);
+    md_free(dst);
+    md_free(bias);
     return st;
 }
 
@@ -350,6 +449,7 @@ dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_t
                         dd_dtype dtype, const float *weight, const float *bias, char *err, int errlen) {
     dd_conv *c = NULL;
     dnnl_primitive_desc_t pd = NULL;
+    md_t user = NULL;
     if (ensure_engine(err, errlen)) return NULL;
     if (g_conv_plain_layout < 0) {
         const char *e = getenv("DECI_CONV_LAYOUT");
@@ -360,26 +460,28 @@ dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_t
              pad_l, pad_b, pad_r);
     c = calloc(1, sizeof *c);
     if (!c) FAIL("out of memory");
-    *c = (dd_conv){cin, cout, kh, kw, stride, pad_t, pad_l, pad_b, pad_r, dtype, {{{{0}}}}};
-    if (bias) c->L.bias = (float *)1;  // marks "has bias" for conv_pd until init_layer copies it
+    c->cin = cin, c->cout = cout, c->kh = kh, c->kw = kw, c->stride = stride;
+    c->ph = pad_t, c->pw = pad_l, c->pb = pad_b, c->pr = pad_r;
+    c->dt = dtype;
+    c->has_bias = bias != NULL;
     // A nominal shape picks the packed layout; other shapes reuse it or repack from it.
     int nominal = 32 * stride;
-    TRY(conv_pd(c, 2, nominal, nominal, DD_ACT_NONE, 0, NULL, &pd), "convolution setup");
-    c->L.bias = NULL;
-    dnnl_memory_desc_t user;
+    TRY(conv_pd(c, 2, nominal, nominal, DD_ACT_NONE, 0, &pd), "convolution setup");
     dnnl_dims_t wd = {cout, cin, kh, kw};
-    dnnl_memory_desc_init_by_tag(&user, 4, wd, dnnl_f32, dnnl_oihw);
+    if (!(user = md_tag(4, wd, dnnl_f32, dnnl_oihw))) FAIL("out of memory");
     const float *wuse;
     float *rounded = emulation_weights(dtype, weight, (long)cout * cin * kh * kw, &wuse);
-    int rc = init_layer(&c->L, &user, wuse, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, cout);
+    int rc = init_layer(&c->L, user, wuse, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, cout);
     free(rounded);
     if (rc) FAIL("packing convolution weights failed");
+    md_free(user);
     dnnl_primitive_desc_destroy(pd);
     return c;
 fail:
+    md_free(user);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (c) {
-        if (c->L.bias == (float *)1) c->L.bias = NULL;
+        layer_free(&c->L);
         free(c);
     }
     return NULL;
@@ -394,12 +496,13 @@ void dd_conv_destroy(dd_conv *c) {
 // Sets up the edge reorders of a new variant (caller holds the layer lock).
 static int conv_edges(dd_conv *c, variant *v, int n, int h, int w, int oh, int ow, int residual) {
     dnnl_dims_t sd = {n, c->cin, h, w}, dd = {n, c->cout, oh, ow};
-    dnnl_memory_desc_init_by_tag(&v->user_src_md, 4, sd, dnnl_f32, dnnl_nhwc);
-    dnnl_memory_desc_init_by_tag(&v->user_dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
-    if (!dnnl_memory_desc_equal(&v->src_md, &v->user_src_md) && !(v->src_in = make_reorder(&v->user_src_md, &v->src_md))) return -1;
-    if (!dnnl_memory_desc_equal(&v->dst_md, &v->user_dst_md)) {
-        if (!(v->dst_out = make_reorder(&v->dst_md, &v->user_dst_md))) return -1;
-        if (residual && !(v->residual_in = make_reorder(&v->user_dst_md, &v->dst_md))) return -1;
+    v->user_src_md = md_tag(4, sd, dnnl_f32, dnnl_nhwc);
+    v->user_dst_md = md_tag(4, dd, dnnl_f32, dnnl_nhwc);
+    if (!v->user_src_md || !v->user_dst_md) return -1;
+    if (!dnnl_memory_desc_equal(v->src_md, v->user_src_md) && !(v->src_in = make_reorder(v->user_src_md, v->src_md))) return -1;
+    if (!dnnl_memory_desc_equal(v->dst_md, v->user_dst_md)) {
+        if (!(v->dst_out = make_reorder(v->dst_md, v->user_dst_md))) return -1;
+        if (residual && !(v->residual_in = make_reorder(v->user_dst_md, v->dst_md))) return -1;
     }
     return 0;
 }
@@ -416,9 +519,13 @@ int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *ds
     pthread_mutex_lock(&c->L.lock);
     variant *v = find_variant(&c->L, key);
     if (!v) {
-        dnnl_status_t st = conv_pd(c, n, h, w, act, residual != NULL, NULL, &pd);
+        dnnl_status_t st = conv_pd(c, n, h, w, act, residual != NULL, &pd);
         if (st == dnnl_success) v = add_variant(&c->L, key, pd);
-        if (v && conv_edges(c, v, n, h, w, oh, ow, residual != NULL)) v = NULL;
+        if (v && conv_edges(c, v, n, h, w, oh, ow, residual != NULL)) {
+            variant_free(v);
+            c->L.nv--;
+            v = NULL;
+        }
         if (pd) dnnl_primitive_desc_destroy(pd);
         pd = NULL;
     }
@@ -432,27 +539,27 @@ int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *ds
         s_in = rounded;
     }
     if (v->src_in) {
-        src_bytes = dnnl_memory_desc_get_size(&v->src_md);
+        src_bytes = dnnl_memory_desc_get_size(v->src_md);
         if (!(src_buf = dd_alloc(src_bytes))) FAIL("out of memory");
-        TRY(run_reorder(v->src_in, &v->user_src_md, s_in, &v->src_md, src_buf), "convolution input reorder");
+        TRY(run_reorder(v->src_in, v->user_src_md, s_in, v->src_md, src_buf), "convolution input reorder");
         s_in = src_buf;
     }
     void *d_out = dst;
     if (v->dst_out) {
-        dst_bytes = dnnl_memory_desc_get_size(&v->dst_md);
+        dst_bytes = dnnl_memory_desc_get_size(v->dst_md);
         if (!(dst_buf = dd_alloc(dst_bytes))) FAIL("out of memory");
-        if (residual) TRY(run_reorder(v->residual_in, &v->user_dst_md, residual, &v->dst_md, dst_buf), "residual reorder");
+        if (residual) TRY(run_reorder(v->residual_in, v->user_dst_md, residual, v->dst_md, dst_buf), "residual reorder");
         d_out = dst_buf;
     } else if (residual && residual != dst) {
         memcpy(dst, residual, out_bytes);
     }
     {
         int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
-        const dnnl_memory_desc_t *mds[4] = {&v->src_md, &c->L.w[v->w].md, &v->dst_md, &c->L.bias_md};
+        cmd_t mds[4] = {v->src_md, c->L.w[v->w].md, v->dst_md, c->L.bias_md};
         void *ptrs[4] = {(void *)s_in, c->L.w[v->w].data, d_out, c->L.bias};
         TRY(execute(v->prim, c->L.bias ? 4 : 3, ids, mds, ptrs), "convolution");
     }
-    if (v->dst_out) TRY(run_reorder(v->dst_out, &v->dst_md, dst_buf, &v->user_dst_md, dst), "convolution output reorder");
+    if (v->dst_out) TRY(run_reorder(v->dst_out, v->dst_md, dst_buf, v->user_dst_md, dst), "convolution output reorder");
     dd_free(rounded, rounded_bytes);
     dd_free(src_buf, src_bytes);
     dd_free(dst_buf, dst_bytes);
@@ -473,23 +580,17 @@ struct dd_linear {
 
 static dnnl_status_t linear_pd(const dd_linear *l, long m, long ld, dd_activation act, int residual, int has_bias,
                                dnnl_primitive_desc_t *pd) {
-    dnnl_memory_desc_t src, wei, dst, bias;
     dnnl_dims_t sd = {m, l->in}, ss = {ld, 1}, wd = {l->in, l->out}, dd = {m, l->out}, bd = {1, l->out};
-    dnnl_memory_desc_init_by_strides(&src, 2, sd, dt_of(l->dt), ss);
-    dnnl_memory_desc_init_by_tag(&wei, 2, wd, dt_of(l->dt), dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&bias, 2, bd, dnnl_f32, dnnl_ab);
-    dnnl_matmul_desc_t md;
-    dnnl_status_t st = dnnl_matmul_desc_init(&md, &src, &wei, has_bias ? &bias : NULL, &dst);
-    if (st != dnnl_success) return st;
-    dnnl_primitive_attr_t attr;
-    dnnl_primitive_attr_create(&attr);
-    if (set_post_ops(attr, act, residual) != 0) {
-        dnnl_primitive_attr_destroy(attr);
-        return dnnl_invalid_arguments;
-    }
-    st = dnnl_primitive_desc_create(pd, &md, attr, g_engine, NULL);
-    dnnl_primitive_attr_destroy(attr);
+    md_t src = md_strides(2, sd, dt_of(l->dt), ss), wei = md_tag(2, wd, dt_of(l->dt), dnnl_format_tag_any),
+         dst = md_tag(2, dd, dnnl_f32, dnnl_ab), bias = md_tag(2, bd, dnnl_f32, dnnl_ab);
+    dnnl_primitive_attr_t attr = make_attr(act, residual);
+    dnnl_status_t st = dnnl_out_of_memory;
+    if (src && wei && dst && bias && attr) st = matmul_pd_create(pd, g_engine, src, wei, has_bias ? bias : NULL, dst, attr);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    md_free(src);
+    md_free(wei);
+    md_free(dst);
+    md_free(bias);
     return st;
 }
 
@@ -497,6 +598,7 @@ dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, c
                             char *err, int errlen) {
     dd_linear *l = NULL;
     dnnl_primitive_desc_t pd = NULL;
+    md_t user = NULL;
     if (ensure_engine(err, errlen)) return NULL;
     if (in_features <= 0 || out_features <= 0) FAIL("invalid linear shape %d -> %d", in_features, out_features);
     l = calloc(1, sizeof *l);
@@ -505,23 +607,28 @@ dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, c
     l->out = out_features;
     l->dt = dtype;
     TRY(linear_pd(l, 256, in_features, DD_ACT_NONE, 0, bias != NULL, &pd), "linear setup");
-    dnnl_memory_desc_t user;
     dnnl_dims_t wd = {in_features, out_features}, ws = {1, in_features};
-    dnnl_memory_desc_init_by_strides(&user, 2, wd, dnnl_f32, ws);
+    if (!(user = md_strides(2, wd, dnnl_f32, ws))) FAIL("out of memory");
     const float *wuse;
     float *rounded = emulation_weights(dtype, weight, (long)in_features * out_features, &wuse);
-    int rc = init_layer(&l->L, &user, wuse, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, out_features);
+    int rc = init_layer(&l->L, user, wuse, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, out_features);
     free(rounded);
     if (rc) FAIL("packing linear weights failed");
     if (bias) {  // matmul wants a 2-D bias
         dnnl_dims_t bd = {1, out_features};
-        dnnl_memory_desc_init_by_tag(&l->L.bias_md, 2, bd, dnnl_f32, dnnl_ab);
+        md_free(l->L.bias_md);
+        if (!(l->L.bias_md = md_tag(2, bd, dnnl_f32, dnnl_ab))) FAIL("out of memory");
     }
+    md_free(user);
     dnnl_primitive_desc_destroy(pd);
     return l;
 fail:
+    md_free(user);
     if (pd) dnnl_primitive_desc_destroy(pd);
-    free(l);
+    if (l) {
+        layer_free(&l->L);
+        free(l);
+    }
     return NULL;
 }
 
@@ -554,7 +661,7 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
     if (l->dt == DD_BF16 && !scratch) FAIL("out of memory");
     {
         int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
-        const dnnl_memory_desc_t *mds[4] = {&v->src_md, &l->L.w[v->w].md, &v->dst_md, &l->L.bias_md};
+        cmd_t mds[4] = {v->src_md, l->L.w[v->w].md, v->dst_md, l->L.bias_md};
         void *ptrs[4] = {scratch ? scratch : (void *)src, l->L.w[v->w].data, dst, l->L.bias};
         TRY(execute(v->prim, l->L.bias ? 4 : 3, ids, mds, ptrs), "matmul");
     }
@@ -573,7 +680,7 @@ fail:
 typedef struct {
     long key[14];
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t a, b, c;
+    md_t a, b, c;
 } bmm;
 
 static bmm *g_bmm;
@@ -591,17 +698,12 @@ static bmm *get_bmm(dnnl_data_type_t dt, long bt, long m, long n, long k, const 
             return r;
         }
     bmm *r = NULL;
-    dnnl_memory_desc_t a, b, c;
     dnnl_dims_t ad = {bt, m, k}, bd = {bt, k, n}, cd = {bt, m, n};
     dnnl_dims_t ast = {as[0], as[1], as[2]}, bst = {bs[0], bs[1], bs[2]}, cst = {cs[0], cs[1], cs[2]};
-    dnnl_memory_desc_init_by_strides(&a, 3, ad, dt, ast);
-    dnnl_memory_desc_init_by_strides(&b, 3, bd, dt, bst);
-    dnnl_memory_desc_init_by_strides(&c, 3, cd, dnnl_f32, cst);
-    dnnl_matmul_desc_t md;
+    md_t a = md_strides(3, ad, dt, ast), b = md_strides(3, bd, dt, bst), c = md_strides(3, cd, dnnl_f32, cst);
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
-    if (dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) == dnnl_success &&
-        dnnl_primitive_desc_create(&pd, &md, NULL, g_engine, NULL) == dnnl_success &&
+    if (a && b && c && matmul_pd_create(&pd, g_engine, a, b, NULL, c, NULL) == dnnl_success &&
         dnnl_primitive_create(&prim, pd) == dnnl_success) {
         if (g_nbmm == g_capbmm) {
             int cap = g_capbmm ? g_capbmm * 2 : 16;
@@ -619,17 +721,21 @@ static bmm *get_bmm(dnnl_data_type_t dt, long bt, long m, long n, long k, const 
             r->b = b;
             r->c = c;
             prim = NULL;
+            a = b = c = NULL;
         }
     }
     if (prim) dnnl_primitive_destroy(prim);
     if (pd) dnnl_primitive_desc_destroy(pd);
+    md_free(a);
+    md_free(b);
+    md_free(c);
     pthread_mutex_unlock(&g_bmm_lock);
     return r;
 }
 
 static dnnl_status_t run_bmm(bmm *b, const void *a, const void *bp, void *c) {
     int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
-    const dnnl_memory_desc_t *mds[3] = {&b->a, &b->b, &b->c};
+    cmd_t mds[3] = {b->a, b->b, b->c};
     void *ptrs[3] = {(void *)a, (void *)bp, c};
     return execute(b->prim, 3, ids, mds, ptrs);
 }
