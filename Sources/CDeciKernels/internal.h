@@ -1,6 +1,7 @@
 // Shared between the shim's C files; not part of the ABI.
 #pragma once
 #include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 
 #if defined(__linux__)

@@ -58,6 +58,9 @@ void dd_f32_to_bf16_avx2(const float *x, uint16_t *y, long count);
 void dd_f32_to_bf16_avx512(const float *x, uint16_t *y, long count);
 #endif
 void dd_bf16_to_f32_generic(const uint16_t *x, float *y, long count);
+void dd_f16_to_f32_generic(const uint16_t *x, float *y, long count);
+void dd_f16_to_f32_avx2(const uint16_t *x, float *y, long count);
+void dd_f16_to_f32_avx512(const uint16_t *x, float *y, long count);
 #if DD_X86
 void dd_bf16_to_f32_avx2(const uint16_t *x, float *y, long count);
 void dd_bf16_to_f32_avx512(const uint16_t *x, float *y, long count);
@@ -261,4 +264,14 @@ void dd_round_rows_bf16(const float *x, long ldx, float *y, long ldy, long rows,
     }
 #endif
     dd_round_rows_bf16_generic(x, ldx, y, ldy, rows, c);
+}
+
+void dd_f16_to_f32(const uint16_t *x, float *y, long count) {
+#if DD_X86
+    switch (kernel_isa()) {
+    case ISA_AVX512: dd_f16_to_f32_avx512(x, y, count); return;
+    case ISA_AVX2: dd_f16_to_f32_avx2(x, y, count); return;
+    }
+#endif
+    dd_f16_to_f32_generic(x, y, count);
 }

@@ -28,46 +28,61 @@ extension WeightScope {
     /// A conv layer from `name.weight` `[out, in, k, k]` and, if `bias`, `name.bias`.
     public func conv(_ name: String, in cin: Int, out cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
                      extraBottomRight: Int = 0, bias: Bool = true, precision: Precision) throws(ModelError) -> Conv2d {
-        let w = try floats("\(name).weight", shape: [cout, cin, kernel, kernel])
+        let w = try weightTensors([name], shape: [cout, cin, kernel, kernel])
         let b = bias ? try floats("\(name).bias", shape: [cout]) : nil
-        do {
-            return try Conv2d(inChannels: cin, outChannels: cout, kernelSize: kernel, stride: stride, padding: padding ?? kernel / 2,
-                              extraBottomRight: extraBottomRight, weight: w, bias: b, precision: precision)
-        } catch { throw .kernel("\(prefix)\(name): \(error)") }
+        return try staged(w, what: name) { (weight) throws(KernelError) in
+            try withOptionalPointer(b) { (bp) throws(KernelError) in
+                try Conv2d(inChannels: cin, outChannels: cout, kernelSize: kernel, stride: stride, padding: padding ?? kernel / 2,
+                           extraBottomRight: extraBottomRight, weight: weight, bias: bp, precision: precision)
+            }
+        }
     }
 
     /// A linear layer from `name.weight` `[out, in]` (a 1x1 conv weight `[out, in, 1, 1]` is accepted
     /// too, for `proj_in`/`proj_out` that some checkpoints store as convolutions).
     public func linear(_ name: String, in fin: Int, out fout: Int, bias: Bool = true, precision: Precision) throws(ModelError) -> Linear {
-        let w = try linearWeight(name, in: fin, out: fout)
-        let b = bias ? try floats("\(name).bias", shape: [fout]) : nil
-        do { return try Linear(inFeatures: fin, outFeatures: fout, weight: w, bias: b, precision: precision) } catch {
-            throw .kernel("\(prefix)\(name): \(error)")
-        }
+        try fusedLinear([name], in: fin, out: fout, bias: bias, precision: precision)
     }
 
     /// Several projections of the same input fused into one matmul (e.g. to_q/to_k/to_v): output
     /// columns are the parts in order.
     public func fusedLinear(_ names: [String], in fin: Int, out fout: Int, bias: Bool, precision: Precision) throws(ModelError) -> Linear {
-        var w: [Float] = []
+        let w = try weightTensors(names, shape: [fout, fin], alternative: [fout, fin, 1, 1])
         var b: [Float] = []
-        w.reserveCapacity(names.count * fin * fout)
-        for n in names {
-            w += try linearWeight(n, in: fin, out: fout)
-            if bias { b += try floats("\(n).bias", shape: [fout]) }
+        if bias { for n in names { b += try floats("\(n).bias", shape: [fout]) } }
+        return try staged(w, what: names.joined(separator: "+")) { (weight) throws(KernelError) in
+            try withOptionalPointer(bias ? b : nil) { (bp) throws(KernelError) in
+                try Linear(inFeatures: fin, outFeatures: fout * names.count, weight: weight, bias: bp, precision: precision)
+            }
         }
-        do {
-            return try Linear(inFeatures: fin, outFeatures: fout * names.count, weight: w, bias: bias ? b : nil, precision: precision)
-        } catch { throw .kernel("\(prefix)\(names.joined(separator: "+")): \(error)") }
     }
 
-    private func linearWeight(_ name: String, in fin: Int, out fout: Int) throws(ModelError) -> [Float] {
-        let key = "\(name).weight"
-        do {
-            let t = try tensor(key)
-            if t.shape == [fout, fin, 1, 1] { return try t.floats() }
-            return try take(key, shape: [fout, fin]).floats()
-        } catch { throw .weights(error) }
+    /// The (shape-checked) weight tensors `name.weight` for each name.
+    private func weightTensors(_ names: [String], shape: [Int], alternative: [Int]? = nil) throws(ModelError) -> [WeightTensor] {
+        var out: [WeightTensor] = []
+        for n in names {
+            let key = "\(n).weight"
+            do {
+                if let alternative, try tensor(key).shape == alternative { out.append(try take(key, shape: alternative)) }
+                else { out.append(try take(key, shape: shape)) }
+            } catch { throw .weights(error) }
+        }
+        return out
+    }
+
+    /// Converts `tensors` (concatenated) to float32 in the shared staging buffer and builds a layer
+    /// from it; the layer packs its own copy, so the staging memory is reused by the next layer.
+    private func staged<L>(_ tensors: [WeightTensor], what: String,
+                           _ build: (UnsafePointer<Float>) throws(KernelError) -> L) throws(ModelError) -> L {
+        let total = tensors.reduce(0) { $0 + $1.elementCount }
+        return try StagingBuffer.withFloats(total) { (buffer) throws(ModelError) -> L in
+            var offset = 0
+            for t in tensors {
+                do throws(WeightsError) { try t.convertFloats(into: buffer + offset) } catch { throw .weights(error) }
+                offset += t.elementCount
+            }
+            do { return try build(UnsafePointer(buffer)) } catch { throw .kernel("\(prefix)\(what): \(error)") }
+        }
     }
 
     public func groupNorm(_ name: String, groups: Int, channels: Int, eps: Float) throws(ModelError) -> GroupNorm {
@@ -82,4 +97,9 @@ extension WeightScope {
         LayerNorm(channels: channels, eps: eps, weight: try floats("\(name).weight", shape: [channels]),
                   bias: try floats("\(name).bias", shape: [channels]))
     }
+}
+
+private func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) throws(KernelError) -> R) throws(KernelError) -> R {
+    guard let values else { return try body(nil) }
+    return try values.withUnsafeBufferPointer { (p) throws(KernelError) -> R in try body(p.baseAddress) }
 }

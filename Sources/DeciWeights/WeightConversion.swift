@@ -1,3 +1,4 @@
+import DeciTensor
 import Dispatch
 
 /// Bit-exact element conversions between the floating formats checkpoints use.
@@ -87,11 +88,8 @@ public enum WeightConversion {
         case .F32:
             UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * 4)
         case .F16:
-            parallel(count) { range in
-                for i in range {
-                    destination[i] = Float(bitPattern: floatBits(fromHalfBits: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                }
-            }
+            // Vectorised in the kernel layer (F16C where available); same values as the scalar path.
+            HostConversion.halfToFloat(source, into: destination, count: count)
         case .BF16:
             parallel(count) { range in
                 for i in range {

@@ -37,6 +37,8 @@ const char *dd_backend_info(void);
 /// fresh memory for every activation.
 void *dd_alloc(size_t bytes);
 void dd_free(void *p, size_t bytes);
+// Aligned allocation for big long-lived buffers (transparent huge pages where offered); free().
+void *dd_alloc_large(size_t bytes);
 /// Returns pooled buffers to the system.
 void dd_pool_trim(void);
 size_t dd_pool_cached_bytes(void);
@@ -110,6 +112,8 @@ void dd_nhwc_to_nchw(const float *x, float *y, long n, long hw, long c);
 /// Round-to-nearest-even float32 -> bfloat16 bits, and back.
 void dd_f32_to_bf16(const float *x, uint16_t *y, long count);
 void dd_bf16_to_f32(const uint16_t *x, float *y, long count);
+// IEEE half bits -> float32 (exact).
+void dd_f16_to_f32(const uint16_t *x, float *y, long count);
 
 #ifdef __cplusplus
 }
