@@ -79,6 +79,7 @@ extension WeightScope {
             var offset = 0
             for t in tensors {
                 do throws(WeightsError) { try t.convertFloats(into: buffer + offset) } catch { throw .weights(error) }
+                t.releaseResidentPages()
                 offset += t.elementCount
             }
             do { return try build(UnsafePointer(buffer)) } catch { throw .kernel("\(prefix)\(what): \(error)") }

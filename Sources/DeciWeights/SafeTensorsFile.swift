@@ -117,6 +117,19 @@ public final class SafeTensorsFile: @unchecked Sendable {
         keys.compactMap { key in infos[key].map { WeightTensor(name: key, info: $0, file: self) } }
     }
 
+    /// Drops this process's resident copy of a tensor's pages (the page cache keeps them; a later
+    /// read faults them back in). The mapping is private and read-only, so nothing is lost: loading
+    /// calls this once a tensor is converted, so the mapped file does not count twice in peak RSS.
+    func releaseResidentPages(of info: TensorInfo) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: dataStart) + info.dataOffsets.lowerBound
+        let end = Int(bitPattern: dataStart) + info.dataOffsets.upperBound
+        let alignedStart = start / page * page
+        let alignedEnd = (end + page - 1) / page * page
+        guard alignedEnd > alignedStart, let p = UnsafeMutableRawPointer(bitPattern: alignedStart) else { return }
+        _ = withExtendedLifetime(self) { madvise(p, alignedEnd - alignedStart, MADV_DONTNEED) }
+    }
+
     func bytes(of info: TensorInfo) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: dataStart + info.dataOffsets.lowerBound, count: info.dataOffsets.count)
     }

@@ -34,6 +34,10 @@ public struct WeightTensor: @unchecked Sendable, CustomStringConvertible {
         try withExtendedLifetime(file) { try body(file.bytes(of: info)) }
     }
 
+    /// Lets the operating system drop the process's resident copy of the stored bytes (they stay
+    /// readable; see `SafeTensorsFile.releaseResidentPages`).
+    public func releaseResidentPages() { file.releaseResidentPages(of: info) }
+
     /// A copy of the stored bytes.
     public func bytes() -> [UInt8] { withRawBytes { Array($0) } }
 
