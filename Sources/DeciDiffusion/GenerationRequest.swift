@@ -11,6 +11,8 @@ public struct GenerationRequest: Sendable {
     public var height: Int?
     public var steps: Int?
     public var guidanceScale: Double?
+    /// nil: the checkpoint's default for text-to-image, 0 for image-to-image and inpainting (as
+    /// diffusers' pipelines for those modes, which have no rescale).
     public var guidanceRescale: Double?
     /// A scheduler name (`ddim`, `euler_a`, `DPM++ 2M Karras`, ...) replacing the checkpoint's,
     /// keeping its beta schedule and prediction type.
@@ -134,7 +136,9 @@ extension GenerationRequest {
         guard steps >= 1, steps <= Self.maxSteps else { throw RequestError("steps: \(steps) is outside 1...\(Self.maxSteps)") }
         let scale = guidanceScale ?? defaults.guidanceScale
         guard scale.isFinite, scale >= 0, scale <= 100 else { throw RequestError("guidance scale: \(scale) is outside 0...100") }
-        let rescale = guidanceRescale ?? defaults.guidanceRescale
+        // Guidance rescale is a text-to-image default (DeciDiffusion's own pipeline); diffusers'
+        // image-to-image and inpainting pipelines have none, so those modes default to 0 to match them.
+        let rescale = guidanceRescale ?? (initImage != nil ? 0 : defaults.guidanceRescale)
         guard rescale.isFinite, rescale >= 0, rescale <= 1 else { throw RequestError("guidance rescale: \(rescale) is outside 0...1") }
         guard eta.isFinite, eta >= 0, eta <= 1 else { throw RequestError("eta: \(eta) is outside 0...1") }
         guard clipSkip >= 0, clipSkip <= maxTextEncoderSkip else {

@@ -77,7 +77,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(name: [.customLong("cfg"), .customLong("guidance-scale")], help: "Classifier-free guidance scale (default 7.5; ≤ 1 turns guidance off).")
     var guidanceScale: Double?
 
-    @Option(help: "Guidance rescale phi (default 0.7 for DeciDiffusion, 0 for SD).")
+    @Option(help: "Guidance rescale phi (default: 0.7 for DeciDiffusion text-to-image; 0 for SD and for img2img/inpaint, as diffusers).")
     var guidanceRescale: Double?
 
     @Option(help: "Scheduler by name: ddim, pndm, euler, euler_a, heun, lms, \"DPM++ 2M Karras\", dpm++2m_sde, unipc, lcm, ... (default: the checkpoint's).")

@@ -12,6 +12,16 @@ struct RequestTests {
         #expect(r.negativePrompts == [""] && r.doClassifierFreeGuidance)
     }
 
+    @Test func imageModesDefaultToNoRescale() throws {
+        var req = GenerationRequest(prompt: "a cat")
+        req.initImage = try RGBImage(width: 64, height: 64, red: 128, green: 128, blue: 128)
+        #expect(try req.resolved(defaults: deci, sizeMultiple: 64, maxTextEncoderSkip: 11).guidanceRescale == 0)
+        req.mask = req.initImage
+        #expect(try req.resolved(defaults: deci, sizeMultiple: 64, maxTextEncoderSkip: 11).guidanceRescale == 0)
+        req.guidanceRescale = 0.5
+        #expect(try req.resolved(defaults: deci, sizeMultiple: 64, maxTextEncoderSkip: 11).guidanceRescale == 0.5)
+    }
+
     @Test func rejectsBadValues() {
         func error(_ edit: (inout GenerationRequest) -> Void) -> String? {
             var req = GenerationRequest(prompt: "a cat")
