@@ -318,18 +318,18 @@ def main():
     for prec in precisions:
         eng = run_engine(engine, prec, sizes, models, a.threads, a.repeats, a.engine_steps) if engine else {}
         for model in models:
-            module = build(model)
             model_sizes = sizes[:1] if model == "clip" else sizes
-            ir = ov.ir_path(model, module, inputs(model, min(model_sizes))) if ov else None
             torch_note = None
             if prec == "bf16" and a.torch_bf16_max_slowdown > 0 and slowdown.get(OPS[model], 0) > a.torch_bf16_max_slowdown:
                 torch_note = (f"skipped: torch bf16 {OPS[model]} runs {slowdown[OPS[model]]:.0f}x slower than f32 on this CPU "
                               "(no native bf16 kernels); --torch-bf16-max-slowdown 0 runs it anyway")
                 log(f"torch {model} bf16 {torch_note}")
-            if "torch" in peers and torch_note is None:
+            run_torch = "torch" in peers and torch_note is None
+            module = build(model) if run_torch or (ov and model not in ov.ir) else None
+            ir = ov.ir_path(model, module, inputs(model, min(model_sizes))) if ov else None
+            if run_torch:
                 module = module.to(DTYPES[prec])
             else:
-                del module
                 module = None
                 gc.collect()
             for size in model_sizes:
