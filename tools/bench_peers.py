@@ -240,6 +240,41 @@ class OpenVINO:
 
 # ------------------------------------------------------------------------------------------ main
 
+def time_peers(model, size, prec, module, ov, ir, repeats, max_call_s):
+    """Best seconds per peer at one size, alternating the peers call by call after a warm-up call
+    each; the compiled OpenVINO model lives only in this frame, so it is freed on return."""
+    example = inputs(model, size)
+    runs = []  # (peer, fn)
+    if module is not None:
+        targs = cast(example, DTYPES[prec])
+        runs.append(("torch", lambda: module(*targs)))
+    ov_ran = None
+    if ov:
+        compiled, ov_ran = ov.compile(ir, example, prec)
+        request = compiled.create_infer_request()
+        feed = [x.numpy() for x in example]
+        runs.append(("openvino", lambda: request.infer(feed, share_inputs=True)))
+    best, single = {}, []
+    for peer, fn in runs:  # warm-up
+        w = timed(fn)
+        if w > max_call_s:
+            best[peer] = w
+            single.append(peer)
+    for _ in range(repeats):
+        for peer, fn in runs:
+            if peer not in single:
+                best[peer] = min(best.get(peer, float("inf")), timed(fn))
+    return best, single, ov_ran
+
+
+def vm_hwm_gib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -314,9 +349,11 @@ def main():
         env["torch_bf16_slowdown"] = slowdown
         log("torch bf16/f32 time on a probe: " + ", ".join(f"{k} {v:.1f}x" for k, v in slowdown.items()))
 
-    rows = []
+    rows, engine_rss = [], {}
     for prec in precisions:
         eng = run_engine(engine, prec, sizes, models, a.threads, a.repeats, a.engine_steps) if engine else {}
+        if eng:
+            engine_rss[prec] = max(v for k, v in eng.items() if k[0] == "engine-rss") / 2**30
         for model in models:
             model_sizes = sizes[:1] if model == "clip" else sizes
             torch_note = None
@@ -333,27 +370,7 @@ def main():
                 module = None
                 gc.collect()
             for size in model_sizes:
-                example = inputs(model, size)
-                runs = []  # (peer, fn)
-                if module is not None:
-                    targs = cast(example, DTYPES[prec])
-                    runs.append(("torch", lambda m=module, x=targs: m(*x)))
-                ov_ran = None
-                if ov:
-                    compiled, ov_ran = ov.compile(ir, example, prec)
-                    request = compiled.create_infer_request()
-                    feed = [x.numpy() for x in example]
-                    runs.append(("openvino", lambda r=request, f=feed: r.infer(f, share_inputs=True)))
-                best, single = {}, []
-                for p, fn in runs:  # warm-up
-                    w = timed(fn)
-                    if w > a.max_call_s:
-                        best[p] = w
-                        single.append(p)
-                for _ in range(a.repeats):
-                    for p, fn in runs:
-                        if p not in single:
-                            best[p] = min(best.get(p, float("inf")), timed(fn))
+                best, single, ov_ran = time_peers(model, size, prec, module, ov, ir, a.repeats, a.max_call_s)
                 row = dict(workload=model, title=TITLES[model], size=None if model == "clip" else size, precision=prec,
                            engine_s=eng.get((model, size)), torch_s=best.get("torch"), openvino_s=best.get("openvino"),
                            openvino_ran=ov_ran, single_call=single, torch_note=torch_note, **env)
@@ -363,10 +380,6 @@ def main():
                 row["loadavg"] = os.getloadavg()[0]
                 rows.append(row)
                 log(f"{model} {size} {prec}: engine {row['engine_s']}, torch {row['torch_s']}, openvino {row['openvino_s']}")
-                if ov:
-                    del request, compiled
-                del runs
-                gc.collect()
             del module
             gc.collect()
 
@@ -398,6 +411,8 @@ def main():
         print("note: the engine's text encoder figure is two batch-1 calls plus tokenization; the peers run one batch-2 call.")
     print(f"load average: {env['loadavg_start']:.2f} at start, {os.getloadavg()[0]:.2f} at end "
           f"(other jobs on this machine share the cores; compare ratios, not seconds)")
+    rss = [f"this process {vm_hwm_gib():.1f} GiB"] + [f"engine {prec} {gib:.1f} GiB" for prec, gib in engine_rss.items()]
+    print("peak RSS: " + ", ".join(rss))
     if a.json_out:
         with open(a.json_out, "a") as f:
             for r in rows:
