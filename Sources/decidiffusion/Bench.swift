@@ -21,18 +21,20 @@ struct Bench: ParsableCommand {
         @Option(help: "Step counts to report.") var steps: [Int] = [30, 35, 50]
         @Option(help: "Denoising steps actually timed (the per-image figures use their mean).") var measureSteps = 3
         @Option(help: "Threads (0 = all cores).") var threads = 0
+        @Option(help: "Timed runs per size after the warm-up; each stage reports its best.") var repeats = 1
         @Flag(help: "Print per-op time totals.") var profile = false
+        @Flag(help: "Print one JSON object per model and size on stdout (everything else goes to stderr).") var json = false
 
         func run() throws {
             Backend.threads = threads
-            print("backend: \(Backend.info)")
+            say("backend: \(Backend.info)")
             var deciStep: [Int: Double] = [:]
             let deci = try model.map { try CheckpointLayout.locate($0) } ?? randomFolder(.deciDiffusion)
-            deciStep = try benchmark(folder: deci, label: model ?? "DeciDiffusion (random weights)", stepCounts: steps)
+            deciStep = try benchmark(folder: deci, model: "deci", label: model ?? "DeciDiffusion (random weights)", stepCounts: steps)
             if sd15 {
                 let sd = try randomFolder(.sd15)
-                let sdStep = try benchmark(folder: sd, label: "SD 1.5 (random weights)", stepCounts: [50])
-                for s in size {
+                let sdStep = try benchmark(folder: sd, model: "sd15", label: "SD 1.5 (random weights)", stepCounts: [50])
+                for s in size where !json {
                     if let d = deciStep[s], let b = sdStep[s] {
                         print(String(format: "per-step ratio DeciDiffusion / SD 1.5 at %d px: %.2f (model card implies about 0.7)", s, d / b))
                     }
@@ -43,17 +45,41 @@ struct Bench: ParsableCommand {
         func randomFolder(_ kind: RandomCheckpoint.Kind) throws -> URL {
             let repo = RepoPaths.root
             return try RandomCheckpoint.folder(kind, specFolder: repo.appendingPathComponent("Resources/configs"),
-                                               tokenizerFolder: repo.appendingPathComponent("Resources/clip-tokenizer")) { print($0) }
+                                               tokenizerFolder: repo.appendingPathComponent("Resources/clip-tokenizer")) { say($0) }
         }
 
-        func benchmark(folder: URL, label: String, stepCounts: [Int]) throws -> [Int: Double] {
+        /// Progress text: stdout normally, stderr with --json so stdout holds only the JSON lines.
+        func say(_ line: String) {
+            if json { FileHandle.standardError.write(line + "\n") } else { print(line) }
+        }
+
+        /// One --json line.
+        struct Record: Encodable {
+            let model: String, label: String, precision: String, size: Int, threads: Int, repeats: Int, measuredSteps: Int
+            let loadSeconds: Double, textEncoderSeconds: Double, unetStepSeconds: Double, vaeDecodeSeconds: Double, peakRSSBytes: Int
+        }
+
+        func benchmark(folder: URL, model: String, label: String, stepCounts: [Int]) throws -> [Int: Double] {
             let pipeline = try DiffusionPipeline(folder: folder, precision: precision)
-            print("\n\(label): \(folder.path)\nload: \(String(format: "%.2f", pipeline.loadSeconds)) s, precision \(precision.rawValue)")
+            say("\n\(label): \(folder.path)\nload: \(String(format: "%.2f", pipeline.loadSeconds)) s, precision \(precision.rawValue)")
             var perStep: [Int: Double] = [:]
             for s in size {
                 OpProfile.enabled = false
                 OpProfile.reset()
-                let r = try PipelineBenchmark.run(pipeline, size: s, measureSteps: measureSteps) 
+                var r = try PipelineBenchmark.run(pipeline, size: s, measureSteps: measureSteps)
+                for _ in 1..<max(repeats, 1) {
+                    r = PipelineBenchmark.best(r, try PipelineBenchmark.run(pipeline, size: s, measureSteps: measureSteps, warmUp: false))
+                }
+                if json {
+                    let record = Record(model: model, label: label, precision: precision.rawValue, size: s, threads: Backend.threads,
+                                        repeats: max(repeats, 1), measuredSteps: r.measuredSteps, loadSeconds: r.loadSeconds,
+                                        textEncoderSeconds: r.textEncoderSeconds, unetStepSeconds: r.stepSeconds,
+                                        vaeDecodeSeconds: r.vaeDecodeSeconds, peakRSSBytes: r.peakRSSBytes)
+                    print(String(decoding: try JSONEncoder().encode(record), as: UTF8.self))
+                    fflush(nil)
+                    perStep[s] = r.stepSeconds
+                    continue
+                }
                 if profile {
                     OpProfile.enabled = true
                     _ = try PipelineBenchmark.run(pipeline, size: s, measureSteps: 1)

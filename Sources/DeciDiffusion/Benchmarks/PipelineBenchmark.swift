@@ -20,21 +20,35 @@ public enum PipelineBenchmark {
         public func secondsPerImage(steps: Int) -> Double { textEncoderSeconds + Double(steps) * stepSeconds + vaeDecodeSeconds }
     }
 
-    /// Warms up at this size (one step, so primitives and packed weights exist), then measures a
-    /// run of `measureSteps` steps.
-    public static func run(_ pipeline: DiffusionPipeline, size: Int, measureSteps: Int, prompt: String = "a photo of an astronaut riding a horse on mars") throws -> Report {
+    /// Warms up at this size (one step, so primitives and packed weights exist; skipped with
+    /// `warmUp: false` when an earlier run at this size did it), then measures a run of
+    /// `measureSteps` steps.
+    public static func run(_ pipeline: DiffusionPipeline, size: Int, measureSteps: Int, warmUp: Bool = true,
+                           prompt: String = "a photo of an astronaut riding a horse on mars") throws -> Report {
         var request = GenerationRequest(prompt: prompt)
         request.width = size
         request.height = size
         request.seed = 0
-        request.steps = 1
-        _ = try pipeline.generate(request)
+        if warmUp {
+            request.steps = 1
+            _ = try pipeline.generate(request)
+        }
         request.steps = measureSteps
         let r = try pipeline.generate(request)
         let t = r.timings
         return Report(size: size, precision: pipeline.precision, loadSeconds: pipeline.loadSeconds, textEncoderSeconds: t.textEncoder,
                       stepSeconds: t.denoising / Double(max(t.steps, 1)), vaeDecodeSeconds: t.vaeDecode, measuredSteps: t.steps,
                       peakRSSBytes: peakResidentBytes())
+    }
+
+    /// The stage-wise minimum of `a` and `b` (best of several runs at one size); peak RSS is the larger.
+    public static func best(_ a: Report, _ b: Report) -> Report {
+        var r = a
+        r.textEncoderSeconds = min(a.textEncoderSeconds, b.textEncoderSeconds)
+        r.stepSeconds = min(a.stepSeconds, b.stepSeconds)
+        r.vaeDecodeSeconds = min(a.vaeDecodeSeconds, b.vaeDecodeSeconds)
+        r.peakRSSBytes = max(a.peakRSSBytes, b.peakRSSBytes)
+        return r
     }
 
     /// VmHWM from /proc/self/status (0 where unavailable).
