@@ -415,7 +415,10 @@ static void *maybe_bf16(dd_dtype dt, const float *src, long ld, long rows, long 
 }
 
 // ---- convolution --------------------------------------------------------------------------------
-// DECI_CONV_LAYOUT=nhwc forces plain NHWC convolutions (for comparison).
+// Activation layout of convolutions. oneDNN 2.x's AVX2 kernels run ~2.5x faster in its blocked
+// layout than in NHWC, so there the shim reorders at each convolution's edges; oneDNN 3.x's brgemm
+// convolutions run NHWC directly at least as fast (measured 1.4x faster at 1280 channels, equal
+// at 320), so no reorders. DECI_CONV_LAYOUT=nhwc|blocked overrides (for comparison).
 static int g_conv_plain_layout = -1;
 
 struct dd_conv {
@@ -462,7 +465,7 @@ dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_t
     if (ensure_engine(err, errlen)) return NULL;
     if (g_conv_plain_layout < 0) {
         const char *e = getenv("DECI_CONV_LAYOUT");
-        g_conv_plain_layout = e && strcmp(e, "nhwc") == 0;
+        g_conv_plain_layout = e && strcmp(e, "nhwc") == 0 ? 1 : e && strcmp(e, "blocked") == 0 ? 0 : DD_DNNL3;
     }
     if (cin <= 0 || cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || pad_t < 0 || pad_l < 0 || pad_b < 0 || pad_r < 0)
         FAIL("invalid convolution geometry cin=%d cout=%d k=%dx%d stride=%d pad=%d,%d,%d,%d", cin, cout, kh, kw, stride, pad_t,
