@@ -102,6 +102,8 @@ public final class DiffusionPipeline: @unchecked Sendable {
             (layout, precision, tokenizer, textEncoder, denoiser, vae)
         let size = vae.config.sampleSize
         defaults = layout.denoiser == .unetNAS ? .deciDiffusion(size: size) : .stableDiffusion(size: size)
+        // Every layer has packed its own weights; the loader's staging buffer (tens of MB) is done.
+        StagingBuffer.release()
         loadSeconds = Date().timeIntervalSince(t0)
     }
 
