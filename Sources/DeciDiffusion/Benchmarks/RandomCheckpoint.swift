@@ -85,46 +85,10 @@ public enum RandomCheckpoint {
         return e
     }
 
-    /// AutoencoderKL keys (diffusers' names) for a config.
+    /// AutoencoderKL keys for a config: the model's own list of a complete checkpoint, in key order
+    /// so the random values are deterministic.
     static func vaePlan(_ c: AutoencoderKLConfig) -> [(key: String, shape: [Int])] {
-        var e: [(key: String, shape: [Int])] = []
-        func conv(_ p: String, _ cin: Int, _ cout: Int, _ k: Int) { e += [(p + ".weight", [cout, cin, k, k]), (p + ".bias", [cout])] }
-        func norm(_ p: String, _ ch: Int) { e += [(p + ".weight", [ch]), (p + ".bias", [ch])] }
-        func resnet(_ p: String, _ cin: Int, _ cout: Int) {
-            norm(p + ".norm1", cin); conv(p + ".conv1", cin, cout, 3); norm(p + ".norm2", cout); conv(p + ".conv2", cout, cout, 3)
-            if cin != cout { conv(p + ".conv_shortcut", cin, cout, 1) }
-        }
-        func mid(_ p: String, _ ch: Int) {
-            resnet(p + ".resnets.0", ch, ch)
-            norm(p + ".attentions.0.group_norm", ch)
-            for n in ["to_q", "to_k", "to_v", "to_out.0"] { e += [(p + ".attentions.0.\(n).weight", [ch, ch]), (p + ".attentions.0.\(n).bias", [ch])] }
-            resnet(p + ".resnets.1", ch, ch)
-        }
-        let ch = c.blockOutChannels, L = c.latentChannels, last = ch[ch.count - 1]
-        conv("encoder.conv_in", c.inChannels, ch[0], 3)
-        var cin = ch[0]
-        for (i, cout) in ch.enumerated() {
-            for j in 0..<c.layersPerBlock { resnet("encoder.down_blocks.\(i).resnets.\(j)", j == 0 ? cin : cout, cout) }
-            if i < ch.count - 1 { conv("encoder.down_blocks.\(i).downsamplers.0.conv", cout, cout, 3) }
-            cin = cout
-        }
-        mid("encoder.mid_block", last)
-        norm("encoder.conv_norm_out", last)
-        conv("encoder.conv_out", last, 2 * L, 3)
-        conv("quant_conv", 2 * L, 2 * L, 1)
-        conv("post_quant_conv", L, L, 1)
-        conv("decoder.conv_in", L, last, 3)
-        mid("decoder.mid_block", last)
-        let rev = Array(ch.reversed())
-        var prev = rev[0]
-        for (i, cout) in rev.enumerated() {
-            for j in 0...c.layersPerBlock { resnet("decoder.up_blocks.\(i).resnets.\(j)", j == 0 ? prev : cout, cout) }
-            if i < rev.count - 1 { conv("decoder.up_blocks.\(i).upsamplers.0.conv", cout, cout, 3) }
-            prev = cout
-        }
-        norm("decoder.conv_norm_out", ch[0])
-        conv("decoder.conv_out", ch[0], c.outChannels, 3)
-        return e
+        c.checkpointShapes().sorted { $0.key < $1.key }.map { (key: $0.key, shape: $0.value) }
     }
 
     /// Random fp16 weights: uniform in ±1/sqrt(fan_in) for matrices (activations stay O(1)),
