@@ -445,6 +445,27 @@ extension ResnetBlock2D {
     }
 }
 
+/// The resnets of a VAE encoder or decoder block: no time embedding, the first one widening `cin`
+/// to `cout`.
+private func vaeBlockResnets(_ w: WeightScope, in cin: Int, out cout: Int, layers: Int, groups: Int,
+                             precision: Precision) throws(ModelError) -> [ResnetBlock2D] {
+    var r: [ResnetBlock2D] = []
+    for j in 0..<layers {
+        r.append(try ResnetBlock2D(w.scoped("resnets.\(j)."), in: j == 0 ? cin : cout, out: cout, tembChannels: nil, groups: groups,
+                                   eps: 1e-6, precision: precision))
+    }
+    return r
+}
+
+private func runVAEBlockResnets(_ resnets: [ResnetBlock2D], widens: Bool, _ x: consuming Tensor) -> Tensor {
+    releaseCachedBuffers(ifLarge: x)
+    var h = consume x
+    for (j, r) in resnets.enumerated() {
+        h = j == 0 && widens ? r.widening(consume h) : r(h)
+    }
+    return h
+}
+
 /// diffusers `DownEncoderBlock2D`: resnets without time embedding, then a stride-2 conv that pads
 /// only bottom and right (except in the last block).
 final class DownEncoderBlock2D: @unchecked Sendable {
@@ -453,22 +474,13 @@ final class DownEncoderBlock2D: @unchecked Sendable {
     let widens: Bool
 
     init(_ w: WeightScope, in cin: Int, out cout: Int, layers: Int, groups: Int, downsample: Bool, precision: Precision) throws(ModelError) {
-        var r: [ResnetBlock2D] = []
-        for j in 0..<layers {
-            r.append(try ResnetBlock2D(w.scoped("resnets.\(j)."), in: j == 0 ? cin : cout, out: cout, tembChannels: nil, groups: groups,
-                                       eps: 1e-6, precision: precision))
-        }
-        resnets = r
+        resnets = try vaeBlockResnets(w, in: cin, out: cout, layers: layers, groups: groups, precision: precision)
         widens = cin != cout
         downsampler = downsample ? try Downsample2D(w.scoped("downsamplers.0."), channels: cout, vaeStylePadding: true, precision: precision) : nil
     }
 
     func callAsFunction(_ x: consuming Tensor) -> Tensor {
-        releaseCachedBuffers(ifLarge: x)
-        var h = consume x
-        for (j, r) in resnets.enumerated() {
-            h = j == 0 && widens ? r.widening(consume h) : r(h)
-        }
+        let h = runVAEBlockResnets(resnets, widens: widens, consume x)
         guard let downsampler else { return h }
         releaseCachedBuffers(ifLarge: h)
         return downsampler(h)
@@ -483,22 +495,13 @@ final class UpDecoderBlock2D: @unchecked Sendable {
     let widens: Bool
 
     init(_ w: WeightScope, in cin: Int, out cout: Int, layers: Int, groups: Int, upsample: Bool, precision: Precision) throws(ModelError) {
-        var r: [ResnetBlock2D] = []
-        for j in 0..<layers {
-            r.append(try ResnetBlock2D(w.scoped("resnets.\(j)."), in: j == 0 ? cin : cout, out: cout, tembChannels: nil, groups: groups,
-                                       eps: 1e-6, precision: precision))
-        }
-        resnets = r
+        resnets = try vaeBlockResnets(w, in: cin, out: cout, layers: layers, groups: groups, precision: precision)
         widens = cin != cout
         upsampler = upsample ? try Upsample2D(w.scoped("upsamplers.0."), channels: cout, precision: precision) : nil
     }
 
     func callAsFunction(_ x: consuming Tensor) -> Tensor {
-        releaseCachedBuffers(ifLarge: x)
-        var h = consume x
-        for (j, r) in resnets.enumerated() {
-            h = j == 0 && widens ? r.widening(consume h) : r(h)
-        }
+        let h = runVAEBlockResnets(resnets, widens: widens, consume x)
         guard let upsampler else { return h }
         releaseCachedBuffers(ifLarge: h)
         return upsampler(h)
