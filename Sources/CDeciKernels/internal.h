@@ -18,3 +18,11 @@ void dd_softmax_rows(const float *x, long ldx, void *y, long ldy, int y_bf16, lo
 const char *dd_kernel_isa_name(void);
 void dd_round_rows_bf16(const float *x, long ldx, float *y, long ldy, long rows, long c);
 void dd_convert_rows_bf16(const float *x, long ldx, uint16_t *y, long ldy, long rows, long c);
+// Winograd F(4x4, 3x3) transforms of tiles [t0, t0 + tc) of a pad-1 NHWC image batch (c a multiple
+// of 16); tiles past the end transform as zeros. Layout of buf: [36][tc][c].
+void dd_wino_input(const float *x, float *buf, long n, long h, long w, long c, long t0, long tc);
+// y = act(A^T m A + bias) + residual over the same tiles (residual may be NULL or equal y).
+void dd_wino_output(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w,
+                    long c, long t0, long tc);
+// Winograd F(4x4, 3x3) weights [36][cin][cout] from 3x3 filters in hwio layout (cout a multiple of 16).
+void dd_wino_weights(const float *hwio, float *u, long cin, long cout);

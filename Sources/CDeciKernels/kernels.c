@@ -275,3 +275,33 @@ void dd_f16_to_f32(const uint16_t *x, float *y, long count) {
 #endif
     dd_f16_to_f32_generic(x, y, count);
 }
+
+// Declares a kernel's three instruction-set copies and defines the dispatching entry point.
+#if DD_X86
+#define DD_ISA_CALL(fn, ...)                                  \
+    switch (kernel_isa()) {                                   \
+    case ISA_AVX512: fn##_avx512(__VA_ARGS__); return;        \
+    case ISA_AVX2: fn##_avx2(__VA_ARGS__); return;            \
+    default: break;                                           \
+    }                                                         \
+    fn##_generic(__VA_ARGS__)
+#define DD_ISA_DECLARE(fn, ...) \
+    void fn##_generic(__VA_ARGS__); void fn##_avx2(__VA_ARGS__); void fn##_avx512(__VA_ARGS__)
+#else
+#define DD_ISA_CALL(fn, ...) fn##_generic(__VA_ARGS__)
+#define DD_ISA_DECLARE(fn, ...) void fn##_generic(__VA_ARGS__)
+#endif
+
+DD_ISA_DECLARE(dd_wino_input, const float *, float *, long, long, long, long, long, long);
+void dd_wino_input(const float *x, float *buf, long n, long h, long w, long c, long t0, long tc) {
+    DD_ISA_CALL(dd_wino_input, x, buf, n, h, w, c, t0, tc);
+}
+
+DD_ISA_DECLARE(dd_wino_output, const float *, float *, const float *, const float *, int, long, long, long, long, long, long);
+void dd_wino_output(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w,
+                    long c, long t0, long tc) {
+    DD_ISA_CALL(dd_wino_output, buf, y, bias, residual, act, n, h, w, c, t0, tc);
+}
+
+DD_ISA_DECLARE(dd_wino_weights, const float *, float *, long, long);
+void dd_wino_weights(const float *hwio, float *u, long cin, long cout) { DD_ISA_CALL(dd_wino_weights, hwio, u, cin, cout); }

@@ -36,6 +36,8 @@ public final class ResnetBlock2D: @unchecked Sendable {
         let shortcut = conv_shortcut?(x) ?? x
         return conv2(h, residual: shortcut)
     }
+
+    var convolutions: [Conv2d] { [conv1, conv2] + (conv_shortcut.map { [$0] } ?? []) }
 }
 
 /// diffusers `Downsample2D` with a conv: 3x3 stride 2. `padding` 1 in the UNets; the VAE encoder
@@ -49,6 +51,8 @@ public final class Downsample2D: @unchecked Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
+
+    var convolutions: [Conv2d] { [conv] }
 }
 
 /// diffusers `Upsample2D` with a conv: nearest 2x, then 3x3.
@@ -60,6 +64,8 @@ public final class Upsample2D: @unchecked Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { conv(Ops.upsampleNearest2x(x)) }
+
+    var convolutions: [Conv2d] { [conv] }
 }
 
 /// diffusers `Attention` (to_q, to_k, to_v, to_out.0) for self- or cross-attention over `[n, t, c]`.

@@ -47,6 +47,18 @@ public final class Conv2d: @unchecked Sendable {
 
     deinit { dd_conv_destroy(handle) }
 
+    /// How 3x3 stride-1 convolutions run (see `ConvAlgorithm`). Set before first use.
+    public var algorithm: ConvAlgorithm = .auto {
+        didSet { dd_conv_set_algorithm(handle, algorithm.kernel, keepsWinogradWeights ? 0 : 1) }
+    }
+
+    /// Whether Winograd weights, once built, replace the direct ones for good (4x their memory,
+    /// built once) or are rebuilt for each call (no lasting memory, a few percent slower): false
+    /// suits layers that run once per image, like the VAE's. Set before first use.
+    public var keepsWinogradWeights = true {
+        didSet { dd_conv_set_algorithm(handle, algorithm.kernel, keepsWinogradWeights ? 0 : 1) }
+    }
+
     public func outputSize(height: Int, width: Int) -> (Int, Int) {
         ((height + padding.top + padding.bottom - kernelSize.0) / stride + 1,
          (width + padding.left + padding.right - kernelSize.1) / stride + 1)

@@ -53,3 +53,18 @@ public func compare(_ actual: [Float], _ expected: [Float]) -> Comparison {
     return Comparison(count: actual.count, maxAbsDiff: maxDiff, maxAbsRef: maxRef, worstIndex: worst,
                       relative: maxRef > 0 ? maxDiff / maxRef : maxDiff, firstPairs: pairs, shapeMismatch: nil)
 }
+
+/// A small deterministic generator for test inputs that need no reference values (SplitMix64).
+public struct SplitMix: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    public mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+}

@@ -1,4 +1,6 @@
 import DeciTensor
+import CDeciKernels
+import Foundation
 import Testing
 import TestSupport
 
@@ -61,6 +63,68 @@ struct LayerTests {
             let r = compare(y.toArray(), try f.floats(precision == .f32 ? "expected" : "expected_bf16"))
             #expect(r.within(relative: precision == .f32 ? Tolerance.f32 : Tolerance.bf16VsRounded), "strided \(precision): \(r)")
         }
+    }
+
+    /// Winograd F(4x4, 3x3) forced on the PyTorch fixtures whose channel counts allow it (odd image
+    /// sizes: edge tiles are partly outside the image; fused SiLU and residual).
+    @Test(arguments: ["conv3x3", "conv3x3_nobias_silu_res"])
+    func winogradMatchesPyTorch(_ name: String) throws {
+        let f = try OpFixture(name)
+        let ws = try f.shape("weight")
+        let conv = try Conv2d(inChannels: ws[1], outChannels: ws[0], kernelSize: 3, padding: 1, weight: try f.floats("weight"),
+                              bias: f.has("bias") ? try f.floats("bias") : nil, precision: .f32)
+        conv.algorithm = .winograd
+        let y = conv(try f.nhwc("x"), activation: name.contains("silu") ? .silu : .none,
+                     residual: f.has("residual") ? try f.nhwc("residual") : nil)
+        let r = compare(y.toNCHW(), try f.floats("expected"))
+        #expect(r.within(relative: Tolerance.winograd), "\(name) winograd: \(r)")
+    }
+
+    /// Winograd against direct convolution on wider layers, in chunks of tiles that do not divide
+    /// the tile count (the last chunk carries padding tiles), with weights kept (the direct ones
+    /// dropped) or rebuilt for each call.
+    @Test(arguments: [(2, 13, 10, 64, 80, 5), (1, 20, 17, 128, 64, 7), (2, 8, 8, 96, 96, 0)], [true, false])
+    func winogradMatchesDirect(_ c: (Int, Int, Int, Int, Int, Int), keep: Bool) throws {
+        let (n, h, w, cin, cout, chunk) = c
+        var g = SplitMix(seed: UInt64(cin * 1000 + cout))
+        let weight = (0..<(cout * cin * 9)).map { _ in g.uniform() * 0.1 }
+        let bias = (0..<cout).map { _ in g.uniform() }
+        let x = Tensor(shape: [n, h, w, cin], data: (0..<(n * h * w * cin)).map { _ in g.uniform() })
+        let residual = Tensor(shape: [n, h, w, cout], data: (0..<(n * h * w * cout)).map { _ in g.uniform() })
+        let direct = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        direct.algorithm = .direct
+        let wino = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        wino.keepsWinogradWeights = keep
+        wino.algorithm = .winograd
+        dd_set_winograd_chunk(chunk)
+        defer { dd_set_winograd_chunk(0) }
+        for act in [Activation.none, .silu] {
+            let want = direct(x, activation: act, residual: residual).toArray()
+            let r = compare(wino(x, activation: act, residual: residual).toArray(), want)
+            #expect(r.within(relative: Tolerance.winograd), "\(c) keep \(keep) \(act): \(r)")
+        }
+    }
+
+    /// The automatic choice: direct below the size threshold, Winograd from the first large call
+    /// on, and for every call after that (its direct weights are gone), small ones included.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["DECI_WINOGRAD"] == nil
+                   && ProcessInfo.processInfo.environment["DECI_WINOGRAD_MIN_TILES"] == nil))
+    func winogradSwitchesOnLargeInput() throws {
+        let (cin, cout) = (64, 64)
+        var g = SplitMix(seed: 7)
+        let weight = (0..<(cout * cin * 9)).map { _ in g.uniform() * 0.1 }
+        let bias = (0..<cout).map { _ in g.uniform() }
+        let small = Tensor(shape: [1, 6, 7, cin], data: (0..<(6 * 7 * cin)).map { _ in g.uniform() })
+        let large = Tensor(shape: [2, 32, 40, cin], data: (0..<(2 * 32 * 40 * cin)).map { _ in g.uniform() })
+        let direct = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        direct.algorithm = .direct
+        let auto = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        let wantSmall = direct(small).toArray(), wantLarge = direct(large).toArray()
+        #expect(auto(small).toArray() == wantSmall, "below the threshold the direct kernel runs: bit-identical")
+        let r = compare(auto(large).toArray(), wantLarge)
+        #expect(r.within(relative: Tolerance.winograd) && r.maxAbsDiff > 0, "large input runs Winograd: \(r)")
+        let again = compare(auto(small).toArray(), wantSmall)
+        #expect(again.within(relative: Tolerance.winograd) && again.maxAbsDiff > 0, "after the switch small inputs run Winograd: \(again)")
     }
 
     @Test func convRejectsWrongWeightCount() {

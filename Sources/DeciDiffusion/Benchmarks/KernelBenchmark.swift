@@ -29,12 +29,14 @@ public enum KernelBenchmark {
             progress(r)
         }
         for p in precisions {
-            for (cin, hw) in [(320, 64), (1280, 16)] {
-                let x = random([2, hw, hw, cin])
+            // UNet shapes (batch 2: classifier-free guidance), then the VAE decoder's. Rates count the
+            // direct convolution's multiply-adds, so a Winograd run shows as a higher rate.
+            for (batch, cin, hw) in [(2, 320, 64), (2, 640, 32), (2, 1280, 16), (1, 512, 128), (1, 256, 256), (1, 128, 512)] {
+                let x = random([batch, hw, hw, cin])
                 let conv = try Conv2d(inChannels: cin, outChannels: cin, kernelSize: 3, padding: 1,
                                       weight: randomArray(cin * cin * 9, scale: 0.02), bias: randomArray(cin, scale: 0.1), precision: p)
-                let flops = 2.0 * 2 * Double(hw * hw) * Double(cin * cin * 9)
-                record("conv3x3 \(cin)->\(cin) 2x\(hw)x\(hw)", p, work: flops, unit: "GFLOP/s") { _ = conv(x) }
+                let flops = 2.0 * Double(batch * hw * hw) * Double(cin * cin * 9)
+                record("conv3x3 \(cin)->\(cin) \(batch)x\(hw)x\(hw)", p, work: flops, unit: "GFLOP/s") { _ = conv(x) }
             }
             do {
                 let (tokens, c, heads) = (4096, 640, 8)
