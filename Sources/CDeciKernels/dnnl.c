@@ -551,7 +551,7 @@ static int conv_edges(dd_conv *c, variant *v, int n, int h, int w, int oh, int o
 // serve every later call whatever its size. A layer marked transient (run once per image, like
 // the VAE's) rebuilds them for each call instead and keeps its direct weights.
 // DECI_WINOGRAD=0 turns the automatic choice off; DECI_WINOGRAD_MIN_TILES sets its tile count.
-#define WINO_SCRATCH (48L << 20)  // bytes of transformed input + output per chunk of tiles
+#define WINO_SCRATCH (16L << 20)  // transformed input + output per chunk of tiles: stays in L3
 
 static int g_wino_enabled = -1;
 static long g_wino_min_tiles = 128;
@@ -655,8 +655,8 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, float
                         dd_activation act, char *err, int errlen) {
     long tiles = wino_tiles(n, h, w);
     long per_tile = 36L * (c->cin + c->cout) * (long)sizeof(float);
-    long cap = g_wino_chunk > 0 ? g_wino_chunk : WINO_SCRATCH / per_tile;
-    if (cap < 1) cap = 1;
+    long cap = WINO_SCRATCH / per_tile < 32 ? 32 : WINO_SCRATCH / per_tile;
+    if (g_wino_chunk > 0) cap = g_wino_chunk;
     long chunks = (tiles + cap - 1) / cap, tc = (tiles + chunks - 1) / chunks;
     size_t ub = (size_t)36 * c->cin * c->cout * sizeof(float);
     float *u = NULL, *own_u = NULL;

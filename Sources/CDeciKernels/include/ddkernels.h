@@ -68,7 +68,7 @@ void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow);
 /// are rebuilt for each call (for layers that run once per image). Set before first use.
 typedef enum { DD_CONV_AUTO = 0, DD_CONV_DIRECT = 1, DD_CONV_WINOGRAD = 2 } dd_conv_algorithm;
 void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int transient);
-/// Forces the Winograd path's tiles per chunk (0 = automatic: ~48 MB of transformed tiles). For tests.
+/// Forces the Winograd path's tiles per chunk (0 = automatic: ~16 MB of transformed tiles). For tests.
 void dd_set_winograd_chunk(long tiles);
 
 // ---- linear / matmul (oneDNN) -----------------------------------------------------------------
