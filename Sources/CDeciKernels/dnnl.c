@@ -651,7 +651,7 @@ static void drop_direct_weights(layer *L) {
 
 // 0 when done, 1 when Winograd is unavailable for this layer (the caller runs the direct path),
 // -1 on a failure with err set.
-static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, float *dst, const float *residual,
+static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int up, float *dst, const float *residual,
                         dd_activation act, char *err, int errlen) {
     long tiles = wino_tiles(n, h, w);
     long per_tile = 36L * (c->cin + c->cout) * (long)sizeof(float);
@@ -697,7 +697,7 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, float
     dnnl_status_t st = vbuf && mbuf ? dnnl_success : dnnl_out_of_memory;
     int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
     for (long t0 = 0; t0 < tiles && st == dnnl_success; t0 += tc) {
-        dd_wino_input(src, vbuf, n, h, w, c->cin, t0, tc);
+        dd_wino_input(src, up, vbuf, n, h, w, c->cin, t0, tc);
         void *ptrs[3] = {vbuf, u, mbuf};
         st = execute(prim, 3, ids, mds, ptrs);
         if (st == dnnl_success) dd_wino_output(mbuf, dst, c->L.bias, residual, act, n, h, w, c->cout, t0, tc);
@@ -721,7 +721,7 @@ int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *ds
     dd_conv_output_size(c, h, w, &oh, &ow);
     if (oh <= 0 || ow <= 0) FAIL("convolution input %dx%d too small for kernel %dx%d", h, w, c->kh, c->kw);
     if (wino_applies(c, n, h, w)) {
-        int rc = wino_forward(c, n, h, w, src, dst, residual, act, err, errlen);
+        int rc = wino_forward(c, n, h, w, src, 0, dst, residual, act, err, errlen);
         if (rc <= 0) return rc;
     }
     long key[4] = {n, h, w, (long)act * 2 + (residual != NULL)};
@@ -778,6 +778,23 @@ fail:
     dd_free(src_buf, src_bytes);
     dd_free(dst_buf, dst_bytes);
     return -1;
+}
+
+int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen) {
+    if (wino_applies(c, n, 2 * h, 2 * w)) {
+        int rc = wino_forward(c, n, 2 * h, 2 * w, src, 1, dst, NULL, DD_ACT_NONE, err, errlen);
+        if (rc <= 0) return rc;
+    }
+    size_t bytes = (size_t)n * 4 * h * w * c->cin * sizeof(float);
+    float *up = dd_alloc(bytes);
+    if (!up) {
+        if (err && errlen > 0) snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    dd_upsample_nearest2x(src, up, n, h, w, c->cin);
+    int rc = dd_conv_forward(c, n, 2 * h, 2 * w, up, dst, NULL, DD_ACT_NONE, err, errlen);
+    dd_free(up, bytes);
+    return rc;
 }
 
 // ---- linear -------------------------------------------------------------------------------------

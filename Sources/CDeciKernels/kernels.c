@@ -292,9 +292,9 @@ void dd_f16_to_f32(const uint16_t *x, float *y, long count) {
 #define DD_ISA_DECLARE(fn, ...) void fn##_generic(__VA_ARGS__)
 #endif
 
-DD_ISA_DECLARE(dd_wino_input, const float *, float *, long, long, long, long, long, long);
-void dd_wino_input(const float *x, float *buf, long n, long h, long w, long c, long t0, long tc) {
-    DD_ISA_CALL(dd_wino_input, x, buf, n, h, w, c, t0, tc);
+DD_ISA_DECLARE(dd_wino_input, const float *, int, float *, long, long, long, long, long, long);
+void dd_wino_input(const float *x, int up, float *buf, long n, long h, long w, long c, long t0, long tc) {
+    DD_ISA_CALL(dd_wino_input, x, up, buf, n, h, w, c, t0, tc);
 }
 
 DD_ISA_DECLARE(dd_wino_output, const float *, float *, const float *, const float *, int, long, long, long, long, long, long);

@@ -506,7 +506,7 @@ typedef struct {
     const float *x, *bias, *res;
     float *buf, *y;
     long h, w, c, tiles_x, tiles_per_image, total, t0, tc;
-    int act;
+    int act, up;  // up: x is the (h/2, w/2) map that nearest 2x upsampling turns into the input
 } wino_ctx;
 
 static void wino_in_range(void *p, long b, long e) {
@@ -521,7 +521,8 @@ static void wino_in_range(void *p, long b, long e) {
         }
         long img = g / q->tiles_per_image, r = g % q->tiles_per_image;
         long y0 = (r / q->tiles_x) * 4 - 1, x0 = (r % q->tiles_x) * 4 - 1;
-        const float *base = q->x + img * q->h * q->w * C;
+        long sw = q->w >> q->up;  // row length of the stored map
+        const float *base = q->x + img * (q->h >> q->up) * sw * C;
         int inside[6][6];
         for (int i = 0; i < 6; i++)
             for (int j = 0; j < 6; j++)
@@ -531,7 +532,7 @@ static void wino_in_range(void *p, long b, long e) {
             for (int j = 0; j < 6; j++) {
                 v16f d[6], o[6];
                 for (int i = 0; i < 6; i++)
-                    d[i] = inside[i][j] ? vload(base + ((y0 + i) * q->w + x0 + j) * C + ch) : vsplat(0.0f);
+                    d[i] = inside[i][j] ? vload(base + (((y0 + i) >> q->up) * sw + ((x0 + j) >> q->up)) * C + ch) : vsplat(0.0f);
                 wino_bt(d, o);
                 for (int i = 0; i < 6; i++) rows[i][j] = o[i];
             }
@@ -578,16 +579,16 @@ static void wino_out_range(void *p, long b, long e) {
     }
 }
 
-void KFN(dd_wino_input)(const float *x, float *buf, long n, long h, long w, long c, long t0, long tc) {
+void KFN(dd_wino_input)(const float *x, int up, float *buf, long n, long h, long w, long c, long t0, long tc) {
     long tx = (w + 3) / 4, ty = (h + 3) / 4;
-    wino_ctx q = {x, NULL, NULL, buf, NULL, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, 0};
+    wino_ctx q = {x, NULL, NULL, buf, NULL, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, 0, up};
     dd_parallel_for(tc, 4, wino_in_range, &q);
 }
 
 void KFN(dd_wino_output)(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h,
                          long w, long c, long t0, long tc) {
     long tx = (w + 3) / 4, ty = (h + 3) / 4;
-    wino_ctx q = {NULL, bias, residual, (float *)buf, y, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, act};
+    wino_ctx q = {NULL, bias, residual, (float *)buf, y, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, act, 0};
     dd_parallel_for(tc, 4, wino_out_range, &q);
 }
 

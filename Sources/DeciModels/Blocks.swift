@@ -63,7 +63,7 @@ public final class Upsample2D: @unchecked Sendable {
         conv = try w.conv("conv", in: channels, out: channels, kernel: 3, precision: precision)
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv(Ops.upsampleNearest2x(x)) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { conv(upsampling2x: x) }
 
     var convolutions: [Conv2d] { [conv] }
 }

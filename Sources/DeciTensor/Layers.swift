@@ -80,6 +80,23 @@ public final class Conv2d: @unchecked Sendable {
         precondition(rc == 0, msg)
         return out
     }
+
+    /// `conv(nearest 2x upsampling of x)` for x `[n, h, w, inChannels]` (diffusers' `Upsample2D`):
+    /// the same numbers as `self(Ops.upsampleNearest2x(x))`, but a Winograd layer reads x directly
+    /// and the 4x larger upsampled map is never built.
+    public func callAsFunction(upsampling2x x: Tensor) -> Tensor {
+        precondition(x.rank == 4 && x.shape[3] == inChannels, "Conv2d(\(inChannels)->\(outChannels)) got input \(x.shape)")
+        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let (oh, ow) = outputSize(height: 2 * h, width: 2 * w)
+        let out = Tensor(shape: [n, oh, ow, outChannels])
+        let (rc, msg) = OpProfile.measure("upsample+conv\(kernelSize.0)x\(kernelSize.1) \(inChannels)->\(outChannels)@\(2 * w)") {
+            withErrorBuffer { err, len in
+                dd_conv_forward_upsampled(handle, Int32(n), Int32(h), Int32(w), x.pointer, out.pointer, err, len)
+            }
+        }
+        precondition(rc == 0, msg)
+        return out
+    }
 }
 
 /// `y = x W^T + b` over the last axis (oneDNN matmul), weights in PyTorch's `[out, in]` order.

@@ -127,6 +127,26 @@ struct LayerTests {
         #expect(again.within(relative: Tolerance.winograd) && again.maxAbsDiff > 0, "after the switch small inputs run Winograd: \(again)")
     }
 
+    /// Upsample2D's fused path: the Winograd input transform reads the small map directly; the
+    /// direct path upsamples first. Both against conv(upsampleNearest2x(x)) computed directly.
+    @Test(arguments: [ConvAlgorithm.winograd, .direct])
+    func upsampledConvMatchesUpsampleThenConv(_ algorithm: ConvAlgorithm) throws {
+        let (n, h, w, cin, cout) = (2, 5, 7, 32, 48)
+        var g = SplitMix(seed: 11)
+        let weight = (0..<(cout * cin * 9)).map { _ in g.uniform() * 0.1 }
+        let bias = (0..<cout).map { _ in g.uniform() }
+        let x = Tensor(shape: [n, h, w, cin], data: (0..<(n * h * w * cin)).map { _ in g.uniform() })
+        let reference = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        reference.algorithm = .direct
+        let fused = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        fused.algorithm = algorithm
+        let want = reference(Ops.upsampleNearest2x(x))
+        let got = fused(upsampling2x: x)
+        #expect(got.shape == [n, 2 * h, 2 * w, cout])
+        let r = compare(got.toArray(), want.toArray())
+        #expect(r.within(relative: algorithm == .direct ? 0 : Tolerance.winograd), "\(algorithm): \(r)")
+    }
+
     @Test func convRejectsWrongWeightCount() {
         #expect(throws: KernelError.self) {
             _ = try Conv2d(inChannels: 4, outChannels: 8, kernelSize: 3, weight: [Float](repeating: 0, count: 10), bias: nil, precision: .f32)

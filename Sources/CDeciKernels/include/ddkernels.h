@@ -60,6 +60,9 @@ void dd_conv_destroy(dd_conv *c);
 int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *dst,
                     const float *residual, dd_activation act, char *err, int errlen);
 void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow);
+/// dst = conv(nearest 2x upsampling of src) for src [n, h, w, cin] (diffusers' Upsample2D). The
+/// Winograd path reads src directly, so the 4x larger upsampled map is never built.
+int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen);
 /// How a 3x3, stride-1, pad-1 float32 convolution with channel counts that are multiples of 16
 /// runs: AUTO picks Winograd F(4x4, 3x3) from the first large input on (>= 64 channels, >= 128
 /// output tiles of 4x4 by default), DIRECT never uses it, WINOGRAD whenever the geometry allows.
