@@ -555,7 +555,7 @@ static int conv_edges(dd_conv *c, variant *v, int n, int h, int w, int oh, int o
 
 static int g_wino_enabled = -1;
 static long g_wino_min_tiles = 128;
-static long g_wino_chunk = 0;
+static _Thread_local long g_wino_chunk = 0;  // per thread, like g_attention_tile
 
 void dd_set_winograd_chunk(long tiles) { g_wino_chunk = tiles > 0 ? tiles : 0; }
 
@@ -966,7 +966,8 @@ static dnnl_status_t run_bmm(bmm *b, const void *a, const void *bp, void *c) {
     return execute(b->prim, 3, ids, mds, ptrs);
 }
 
-static long g_attention_tile = 0;
+// Per thread, so that a test forcing it cannot change another test's results.
+static _Thread_local long g_attention_tile = 0;
 void dd_set_attention_tile(long rows) { g_attention_tile = rows > 0 ? rows : 0; }
 
 int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld, const float *k,

@@ -71,7 +71,8 @@ int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src,
 /// are rebuilt for each call (for layers that run once per image). Set before first use.
 typedef enum { DD_CONV_AUTO = 0, DD_CONV_DIRECT = 1, DD_CONV_WINOGRAD = 2 } dd_conv_algorithm;
 void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int transient);
-/// Forces the Winograd path's tiles per chunk (0 = automatic: ~16 MB of transformed tiles). For tests.
+/// Forces the Winograd path's tiles per chunk on the calling thread (0 = automatic: ~16 MB of
+/// transformed tiles). For tests.
 void dd_set_winograd_chunk(long tiles);
 
 // ---- linear / matmul (oneDNN) -----------------------------------------------------------------
@@ -94,7 +95,8 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
 int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld,
                  const float *k, long k_ld, const float *v, long v_ld, float *out, long out_ld,
                  float scale, int causal, dd_dtype dtype, char *err, int errlen);
-/// Forces the query-tile height (0 = automatic: at most 1024 rows and 64 MB of scores). For tests.
+/// Forces the query-tile height on the calling thread (0 = automatic: at most 1024 rows and 64 MB
+/// of scores). For tests.
 void dd_set_attention_tile(long rows);
 
 // ---- normalisation -----------------------------------------------------------------------------
