@@ -38,11 +38,10 @@ public final class Conv2d: @unchecked Sendable {
             throw KernelError("conv weight has \(weight.count) values, want \(outChannels)x\(inChannels)x\(kernelSize)x\(kernelSize)")
         }
         if let bias, bias.count != outChannels { throw KernelError("conv bias has \(bias.count) values, want \(outChannels)") }
-        let biasCopy = bias ?? []
+        let w = stableCopy(weight), b = bias.map(stableCopy)
+        defer { w.deallocate(); b?.deallocate() }
         try self.init(inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride, padding: padding,
-                      extraBottomRight: extraBottomRight, weight: weight.withUnsafeBufferPointer { $0.baseAddress! },
-                      bias: bias == nil ? nil : biasCopy.withUnsafeBufferPointer { $0.baseAddress! }, precision: precision)
-        withExtendedLifetime((weight, biasCopy)) {}
+                      extraBottomRight: extraBottomRight, weight: w, bias: b.map { UnsafePointer($0) }, precision: precision)
     }
 
     deinit { dd_conv_destroy(handle) }
@@ -124,10 +123,9 @@ public final class Linear: @unchecked Sendable {
             throw KernelError("linear weight has \(weight.count) values, want \(outFeatures)x\(inFeatures)")
         }
         if let bias, bias.count != outFeatures { throw KernelError("linear bias has \(bias.count) values, want \(outFeatures)") }
-        let biasCopy = bias ?? []
-        try self.init(inFeatures: inFeatures, outFeatures: outFeatures, weight: weight.withUnsafeBufferPointer { $0.baseAddress! },
-                      bias: bias == nil ? nil : biasCopy.withUnsafeBufferPointer { $0.baseAddress! }, precision: precision)
-        withExtendedLifetime((weight, biasCopy)) {}
+        let w = stableCopy(weight), b = bias.map(stableCopy)
+        defer { w.deallocate(); b?.deallocate() }
+        try self.init(inFeatures: inFeatures, outFeatures: outFeatures, weight: w, bias: b.map { UnsafePointer($0) }, precision: precision)
     }
 
     deinit { dd_linear_destroy(handle) }
@@ -218,4 +216,12 @@ public struct LayerNorm: Sendable {
         }
         return out
     }
+}
+
+/// A heap copy whose address stays valid until deallocated: an array's buffer pointer is only valid
+/// inside `withUnsafeBufferPointer`, and the layer initialisers need one across a delegating call.
+private func stableCopy(_ values: [Float]) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
+    p.initialize(from: values, count: values.count)
+    return p
 }
