@@ -558,6 +558,8 @@ static long g_wino_min_tiles = 128;
 static _Thread_local long g_wino_chunk = 0;  // per thread, like g_attention_tile
 
 void dd_set_winograd_chunk(long tiles) { g_wino_chunk = tiles > 0 ? tiles : 0; }
+static _Thread_local int g_wino_forced = 0;
+void dd_set_winograd_forced(int forced) { g_wino_forced = forced != 0; }
 
 void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int transient) {
     c->algorithm = a;
@@ -593,7 +595,7 @@ static int wino_applies(const dd_conv *c, int n, int h, int w) {
     if (c->algorithm == DD_CONV_DIRECT || c->W.state < 0) return 0;
     int geometry = c->dt == DD_F32 && c->kh == 3 && c->kw == 3 && c->stride == 1 && c->ph == 1 && c->pw == 1 && c->pb == 1 &&
                    c->pr == 1 && c->cin % 16 == 0 && c->cout % 16 == 0;
-    if (c->algorithm == DD_CONV_WINOGRAD) return geometry;
+    if (c->algorithm == DD_CONV_WINOGRAD || g_wino_forced) return geometry;
     return geometry && g_wino_enabled && c->cin >= 64 && c->cout >= 64 && wino_tiles(n, h, w) >= g_wino_min_tiles;
 }
 

@@ -26,6 +26,14 @@ public enum Backend {
     public static func trimMemory() { dd_pool_trim() }
 
     public static var cachedBytes: Int { dd_pool_cached_bytes() }
+
+    /// Runs `body` with every automatic 3x3 convolution on this thread using Winograd whenever its
+    /// geometry allows, whatever the input size: for tests of whole models on small shapes.
+    public static func forcingWinograd<R>(_ body: () throws -> R) rethrows -> R {
+        dd_set_winograd_forced(1)
+        defer { dd_set_winograd_forced(0) }
+        return try body()
+    }
 }
 
 /// How a 3x3, stride-1, pad-1 float32 convolution (channel counts multiples of 16) is computed.

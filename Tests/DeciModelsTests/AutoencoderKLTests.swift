@@ -170,6 +170,18 @@ struct AutoencoderKLTests {
                         tol: VAETolerance.f32, "encodeLatents")
     }
 
+    /// Every eligible conv as Winograd (rebuilt per call, the VAE's mode), upsampling convs reading
+    /// the small map: decode and encode against diffusers at the f32 tolerance.
+    @Test func winograd() throws {
+        let ref = try VAEReference()
+        let vae = try loadTiny()
+        let latents = try ref.nhwc("decode.latents"), images = try ref.nhwc("encode.images")
+        let (decoded, mean) = Backend.forcingWinograd { (vae.decode(latents), vae.encode(images).mean) }
+        try expectClose(decoded, "decode.output", ref, tol: VAETolerance.f32, "decode f32 Winograd")
+        try expectClose(mean, "encode.mean", ref, tol: VAETolerance.f32, "encode mean f32 Winograd")
+        #expect(decoded.toArray() != vae.decode(latents).toArray(), "Winograd did not run")
+    }
+
     @Test func bf16() throws {
         let ref = try VAEReference()
         let vae = try loadTiny(.bf16)

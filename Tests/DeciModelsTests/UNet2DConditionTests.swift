@@ -58,6 +58,15 @@ struct UNet2DConditionTests {
         #expect(c.within(relative: f32Tolerance), "\(name): \(c)")
     }
 
+    @Test("f32 forward with every eligible conv as Winograd matches diffusers", arguments: SDCases.names)
+    func parityWinograd(_ name: String) throws {
+        let (c, _) = try Backend.forcingWinograd { try runSD(name, precision: .f32) }
+        let (direct, _) = try runSD(name, precision: .f32)
+        print("UNet2DCondition \(name) f32 Winograd: \(c)")
+        #expect(c.within(relative: f32Tolerance), "\(name): \(c)")
+        #expect(c.maxAbsDiff != direct.maxAbsDiff, "\(name): Winograd did not run")
+    }
+
     @Test("bf16 forward stays close to the f32 reference", arguments: SDCases.names)
     func parityBF16(_ name: String) throws {
         let (c, _) = try runSD(name, precision: .bf16)
