@@ -285,7 +285,7 @@ typedef struct {
 typedef struct {
     packed w[4];
     int nw;
-    variant *v;
+    variant **v;  // individually allocated: a variant in use stays put when the list grows
     int nv, cap;
     md_t plain_md;  // the caller's weight layout, dense float32 (derivations go through it)
     float *bias;
@@ -326,7 +326,7 @@ static int weights_for(layer *L, cmd_t want) {
 
 static variant *find_variant(layer *L, const long key[4]) {
     for (int i = 0; i < L->nv; i++)
-        if (memcmp(L->v[i].key, key, sizeof(long) * 4) == 0) return &L->v[i];
+        if (memcmp(L->v[i]->key, key, sizeof(long) * 4) == 0) return L->v[i];
     return NULL;
 }
 
@@ -342,27 +342,32 @@ static void variant_free(variant *v) {
     memset(v, 0, sizeof *v);
 }
 
+static void variant_destroy(variant *v) {
+    variant_free(v);
+    free(v);
+}
+
 static variant *add_variant(layer *L, const long key[4], dnnl_primitive_desc_t pd) {
     if (L->nv == L->cap) {
         int cap = L->cap ? L->cap * 2 : 4;
-        variant *nv = realloc(L->v, cap * sizeof(variant));
+        variant **nv = realloc(L->v, cap * sizeof(variant *));
         if (!nv) return NULL;
         L->v = nv;
         L->cap = cap;
     }
     int wi = weights_for(L, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
     if (wi < 0) return NULL;
-    variant *v = &L->v[L->nv];
-    memset(v, 0, sizeof *v);
+    variant *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
     memcpy(v->key, key, sizeof(long) * 4);
     v->w = wi;
     v->src_md = query_md(pd, dnnl_query_src_md);
     v->dst_md = query_md(pd, dnnl_query_dst_md);
     if (!v->src_md || !v->dst_md || dnnl_primitive_create(&v->prim, pd) != dnnl_success) {
-        variant_free(v);
+        variant_destroy(v);
         return NULL;
     }
-    L->nv++;
+    L->v[L->nv++] = v;
     return v;
 }
 
@@ -371,7 +376,7 @@ static void layer_free(layer *L) {
         free(L->w[i].data);
         md_free(L->w[i].md);
     }
-    for (int i = 0; i < L->nv; i++) variant_free(&L->v[i]);
+    for (int i = 0; i < L->nv; i++) variant_destroy(L->v[i]);
     free(L->v);
     free(L->bias);
     md_free(L->bias_md);
@@ -443,6 +448,7 @@ struct dd_conv {
     wino W;
     dd_conv_algorithm algorithm;
     int wino_transient;
+    int direct_busy;  // direct-path calls in flight (under L.lock): their weights must stay
 };
 
 void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow) {
@@ -647,7 +653,7 @@ static void drop_direct_weights(layer *L) {
         free(L->w[i].data);
         md_free(L->w[i].md);
     }
-    for (int i = 0; i < L->nv; i++) variant_free(&L->v[i]);
+    for (int i = 0; i < L->nv; i++) variant_destroy(L->v[i]);
     L->nw = L->nv = 0;
 }
 
@@ -670,7 +676,7 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
         if (built && wino_transform(c, built) == 0) {
             c->W.u = built;
             c->W.state = 1;
-            drop_direct_weights(&c->L);
+            if (c->direct_busy == 0) drop_direct_weights(&c->L);  // else kept: another thread runs them
         } else {
             free(built);
             c->W.state = -1;
@@ -719,27 +725,33 @@ int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *ds
     void *rounded = NULL, *src_buf = NULL, *dst_buf = NULL;
     size_t rounded_bytes = 0, src_bytes = 0, dst_bytes = 0;
     dnnl_primitive_desc_t pd = NULL;
-    int oh, ow;
+    variant *v = NULL;
+    int oh, ow, rc = -1;
     dd_conv_output_size(c, h, w, &oh, &ow);
     if (oh <= 0 || ow <= 0) FAIL("convolution input %dx%d too small for kernel %dx%d", h, w, c->kh, c->kw);
     if (wino_applies(c, n, h, w)) {
-        int rc = wino_forward(c, n, h, w, src, 0, dst, residual, act, err, errlen);
-        if (rc <= 0) return rc;
+        int wrc = wino_forward(c, n, h, w, src, 0, dst, residual, act, err, errlen);
+        if (wrc <= 0) return wrc;
     }
     long key[4] = {n, h, w, (long)act * 2 + (residual != NULL)};
     pthread_mutex_lock(&c->L.lock);
-    variant *v = find_variant(&c->L, key);
+    if (c->W.state > 0) {  // another thread switched the layer to Winograd since the check above
+        pthread_mutex_unlock(&c->L.lock);
+        return wino_forward(c, n, h, w, src, 0, dst, residual, act, err, errlen);
+    }
+    v = find_variant(&c->L, key);
     if (!v) {
         dnnl_status_t st = conv_pd(c, n, h, w, act, residual != NULL, &pd);
         if (st == dnnl_success) v = add_variant(&c->L, key, pd);
         if (v && conv_edges(c, v, n, h, w, oh, ow, residual != NULL)) {
-            variant_free(v);
+            variant_destroy(v);
             c->L.nv--;
             v = NULL;
         }
         if (pd) dnnl_primitive_desc_destroy(pd);
         pd = NULL;
     }
+    if (v) c->direct_busy++;
     pthread_mutex_unlock(&c->L.lock);
     if (!v) FAIL("oneDNN convolution %dx%d %d->%d on %dx%dx%d: no implementation", c->kh, c->kw, c->cin, c->cout, n, h, w);
     size_t out_bytes = (size_t)n * oh * ow * c->cout * sizeof(float);
@@ -771,15 +783,17 @@ int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *ds
         TRY(execute(v->prim, c->L.bias ? 4 : 3, ids, mds, ptrs), "convolution");
     }
     if (v->dst_out) TRY(run_reorder(v->dst_out, v->dst_md, dst_buf, v->user_dst_md, dst), "convolution output reorder");
-    dd_free(rounded, rounded_bytes);
-    dd_free(src_buf, src_bytes);
-    dd_free(dst_buf, dst_bytes);
-    return 0;
+    rc = 0;
 fail:
+    if (v) {
+        pthread_mutex_lock(&c->L.lock);
+        c->direct_busy--;
+        pthread_mutex_unlock(&c->L.lock);
+    }
     dd_free(rounded, rounded_bytes);
     dd_free(src_buf, src_bytes);
     dd_free(dst_buf, dst_bytes);
-    return -1;
+    return rc;
 }
 
 int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen) {

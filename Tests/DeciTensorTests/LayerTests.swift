@@ -1,6 +1,7 @@
 import DeciTensor
 import CDeciKernels
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -125,6 +126,29 @@ struct LayerTests {
         #expect(r.within(relative: Tolerance.winograd) && r.maxAbsDiff > 0, "large input runs Winograd: \(r)")
         let again = compare(auto(small).toArray(), wantSmall)
         #expect(again.within(relative: Tolerance.winograd) && again.maxAbsDiff > 0, "after the switch small inputs run Winograd: \(again)")
+    }
+
+    /// One layer called from several threads at once, with small (direct) and large (Winograd-
+    /// switching) inputs interleaved: every result stays right while the layer changes paths.
+    @Test func winogradSwitchUnderConcurrentCalls() throws {
+        let (cin, cout) = (64, 64)
+        var g = SplitMix(seed: 9)
+        let weight = (0..<(cout * cin * 9)).map { _ in g.uniform() * 0.1 }
+        let small = Tensor(shape: [1, 6, 7, cin], data: (0..<(6 * 7 * cin)).map { _ in g.uniform() })
+        let large = Tensor(shape: [2, 32, 40, cin], data: (0..<(2 * 32 * 40 * cin)).map { _ in g.uniform() })
+        let reference = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: nil, precision: .f32)
+        reference.algorithm = .direct
+        let wantSmall = reference(small).toArray(), wantLarge = reference(large).toArray()
+        for _ in 0..<4 {
+            let layer = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: nil, precision: .f32)
+            let worst = Mutex(0.0)
+            DispatchQueue.concurrentPerform(iterations: 8) { i in
+                let r = i % 2 == 0 ? compare(layer(small).toArray(), wantSmall) : compare(layer(large).toArray(), wantLarge)
+                worst.withLock { $0 = max($0, r.relative.isNaN ? .infinity : r.relative) }
+            }
+            let w = worst.withLock { $0 }
+            #expect(w <= Tolerance.winograd, "worst scale-relative difference \(w)")
+        }
     }
 
     /// Upsample2D's fused path: the Winograd input transform reads the small map directly; the
