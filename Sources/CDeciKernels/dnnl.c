@@ -371,12 +371,19 @@ static variant *add_variant(layer *L, const long key[4], dnnl_primitive_desc_t p
     return v;
 }
 
-static void layer_free(layer *L) {
+// Frees the packed weights and the primitives that use them; the bias stays. A convolution does
+// this once its Winograd weights serve it (caller holds the lock).
+static void drop_direct_weights(layer *L) {
     for (int i = 0; i < L->nw; i++) {
         free(L->w[i].data);
         md_free(L->w[i].md);
     }
     for (int i = 0; i < L->nv; i++) variant_destroy(L->v[i]);
+    L->nw = L->nv = 0;
+}
+
+static void layer_free(layer *L) {
+    drop_direct_weights(L);
     free(L->v);
     free(L->bias);
     md_free(L->bias_md);
@@ -644,17 +651,6 @@ static wino_gemm *wino_gemm_for(dd_conv *c, long tc) {
     }
     c->W.ngemm++;
     return m;
-}
-
-// Drops the direct path's packed weights and primitives once the transformed weights serve the
-// layer (caller holds the lock); the bias stays.
-static void drop_direct_weights(layer *L) {
-    for (int i = 0; i < L->nw; i++) {
-        free(L->w[i].data);
-        md_free(L->w[i].md);
-    }
-    for (int i = 0; i < L->nv; i++) variant_destroy(L->v[i]);
-    L->nw = L->nv = 0;
 }
 
 // 0 when done, 1 when Winograd is unavailable for this layer (the caller runs the direct path),

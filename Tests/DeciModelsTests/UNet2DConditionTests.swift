@@ -60,11 +60,7 @@ struct UNet2DConditionTests {
 
     @Test("f32 forward with every eligible conv as Winograd matches diffusers", arguments: SDCases.names)
     func parityWinograd(_ name: String) throws {
-        let (c, _) = try Backend.forcingWinograd { try runSD(name, precision: .f32) }
-        let (direct, _) = try runSD(name, precision: .f32)
-        print("UNet2DCondition \(name) f32 Winograd: \(c)")
-        #expect(c.within(relative: f32Tolerance), "\(name): \(c)")
-        #expect(c.maxAbsDiff != direct.maxAbsDiff, "\(name): Winograd did not run")
+        try expectWinogradParity("UNet2DCondition \(name)") { try runSD(name, precision: .f32).0 }
     }
 
     @Test("bf16 forward stays close to the f32 reference", arguments: SDCases.names)

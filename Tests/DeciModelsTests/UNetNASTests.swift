@@ -59,11 +59,7 @@ struct UNetNASTests {
 
     @Test("f32 forward with every eligible conv as Winograd matches the PyTorch reference", arguments: NASCases.names)
     func parityWinograd(_ name: String) throws {
-        let (c, _) = try Backend.forcingWinograd { try runNAS(name, precision: .f32) }
-        let (direct, _) = try runNAS(name, precision: .f32)
-        print("U-Net-NAS \(name) f32 Winograd: \(c)")
-        #expect(c.within(relative: f32Tolerance), "\(name): \(c)")
-        #expect(c.maxAbsDiff != direct.maxAbsDiff, "\(name): Winograd did not run")
+        try expectWinogradParity("U-Net-NAS \(name)") { try runNAS(name, precision: .f32).0 }
     }
 
     @Test("bf16 forward stays close to the f32 reference", arguments: NASCases.names)

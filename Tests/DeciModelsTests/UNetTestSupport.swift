@@ -4,6 +4,7 @@
 import DeciTensor
 import DeciWeights
 import Foundation
+import Testing
 import TestSupport
 
 /// The deterministic weight values of tools/make_unet_fixtures.py (see its docstring).
@@ -206,4 +207,16 @@ func opBreakdown(precision: Precision, repeats: Int = 3) {
     for (label, s, gf) in rows {
         print(String(format: "%9.2f ms %7.1f GFLOP/s  ", s * 1e3, gf > 0 ? gf / s : 0) + label)
     }
+}
+
+/// Runs a denoiser fixture's f32 forward pass (`run` returns its comparison with the reference)
+/// with every eligible convolution as Winograd, then directly: the Winograd result must meet the
+/// f32 tolerance and differ from the direct one, which shows that it ran.
+func expectWinogradParity(_ label: String, sourceLocation: SourceLocation = #_sourceLocation,
+                          _ run: () throws -> Comparison) throws {
+    let winograd = try Backend.forcingWinograd(run)
+    let direct = try run()
+    print("\(label) f32 Winograd: \(winograd)")
+    #expect(winograd.within(relative: f32Tolerance), "\(label): \(winograd)", sourceLocation: sourceLocation)
+    #expect(winograd.maxAbsDiff != direct.maxAbsDiff, "\(label): Winograd did not run", sourceLocation: sourceLocation)
 }
