@@ -443,8 +443,8 @@ typedef struct {
 typedef struct {
     int state;  // 0 direct weights only, 1 transformed weights replaced them, -1 Winograd unavailable
     float *u;   // transformed weights [36][cin][cout] (state 1)
-    wino_gemm gemm[4];
-    int ngemm;
+    wino_gemm **gemm;  // one per chunk height; individually allocated, never moved or dropped
+    int ngemm, cap;
 } wino;
 
 struct dd_conv {
@@ -595,7 +595,11 @@ static void wino_gemm_free(wino_gemm *m) {
 }
 
 static void wino_free(wino *W) {
-    for (int i = 0; i < W->ngemm; i++) wino_gemm_free(&W->gemm[i]);
+    for (int i = 0; i < W->ngemm; i++) {
+        wino_gemm_free(W->gemm[i]);
+        free(W->gemm[i]);
+    }
+    free(W->gemm);
     free(W->u);
     memset(W, 0, sizeof *W);
 }
@@ -628,14 +632,16 @@ static int wino_transform(dd_conv *c, float *u) {
 // The batched GEMM for chunks of tc tiles (caller holds the lock).
 static wino_gemm *wino_gemm_for(dd_conv *c, long tc) {
     for (int i = 0; i < c->W.ngemm; i++)
-        if (c->W.gemm[i].tc == tc) return &c->W.gemm[i];
-    if (c->W.ngemm == 4) {  // sizes come and go (tiled decoding): drop the oldest
-        wino_gemm_free(&c->W.gemm[0]);
-        memmove(&c->W.gemm[0], &c->W.gemm[1], 3 * sizeof(wino_gemm));
-        c->W.ngemm = 3;
+        if (c->W.gemm[i]->tc == tc) return c->W.gemm[i];
+    if (c->W.ngemm == c->W.cap) {
+        int cap = c->W.cap ? 2 * c->W.cap : 4;
+        wino_gemm **grown = realloc(c->W.gemm, cap * sizeof(wino_gemm *));
+        if (!grown) return NULL;
+        c->W.gemm = grown;
+        c->W.cap = cap;
     }
-    wino_gemm *m = &c->W.gemm[c->W.ngemm];
-    memset(m, 0, sizeof *m);
+    wino_gemm *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
     m->tc = tc;
     dnnl_dims_t sd = {36, tc, c->cin}, wd = {36, c->cin, c->cout}, dd = {36, tc, c->cout};
     m->src = md_tag(3, sd, dnnl_f32, dnnl_abc);
@@ -647,9 +653,10 @@ static wino_gemm *wino_gemm_for(dd_conv *c, long tc) {
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (!ok) {
         wino_gemm_free(m);
+        free(m);
         return NULL;
     }
-    c->W.ngemm++;
+    c->W.gemm[c->W.ngemm++] = m;
     return m;
 }
 
