@@ -47,16 +47,14 @@ public final class Conv2d: @unchecked Sendable {
     deinit { dd_conv_destroy(handle) }
 
     /// How 3x3 stride-1 convolutions run (see `ConvAlgorithm`). Set before first use.
-    public var algorithm: ConvAlgorithm = .auto {
-        didSet { dd_conv_set_algorithm(handle, algorithm.kernel, keepsWinogradWeights ? 0 : 1) }
-    }
+    public var algorithm: ConvAlgorithm = .auto { didSet { applyAlgorithm() } }
 
     /// Whether Winograd weights, once built, replace the direct ones for good (4x their memory,
     /// built once) or are rebuilt for each call (no lasting memory, a few percent slower): false
     /// suits layers that run once per image, like the VAE's. Set before first use.
-    public var keepsWinogradWeights = true {
-        didSet { dd_conv_set_algorithm(handle, algorithm.kernel, keepsWinogradWeights ? 0 : 1) }
-    }
+    public var keepsWinogradWeights = true { didSet { applyAlgorithm() } }
+
+    private func applyAlgorithm() { dd_conv_set_algorithm(handle, algorithm.kernel, keepsWinogradWeights ? 0 : 1) }
 
     public func outputSize(height: Int, width: Int) -> (Int, Int) {
         ((height + padding.top + padding.bottom - kernelSize.0) / stride + 1,
@@ -68,16 +66,12 @@ public final class Conv2d: @unchecked Sendable {
         precondition(x.rank == 4 && x.shape[3] == inChannels, "Conv2d(\(inChannels)->\(outChannels)) got input \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let (oh, ow) = outputSize(height: h, width: w)
-        let out = Tensor(shape: [n, oh, ow, outChannels])
-        if let residual { precondition(residual.shape == out.shape, "residual \(residual.shape) != conv output \(out.shape)") }
-        let (rc, msg) = OpProfile.measure("conv\(kernelSize.0)x\(kernelSize.1)\(stride > 1 ? "/\(stride)" : "") \(inChannels)->\(outChannels)@\(w)") {
-            withErrorBuffer { err, len in
-                dd_conv_forward(handle, Int32(n), Int32(h), Int32(w), x.pointer, out.pointer, residual?.pointer,
-                                activation.kernel, err, len)
-            }
+        let shape = [n, oh, ow, outChannels]
+        if let residual { precondition(residual.shape == shape, "residual \(residual.shape) != conv output \(shape)") }
+        return run("conv\(kernelSize.0)x\(kernelSize.1)\(stride > 1 ? "/\(stride)" : "") \(inChannels)->\(outChannels)@\(w)",
+                   output: shape) { out, err, len in
+            dd_conv_forward(handle, Int32(n), Int32(h), Int32(w), x.pointer, out.pointer, residual?.pointer, activation.kernel, err, len)
         }
-        precondition(rc == 0, msg)
-        return out
     }
 
     /// `conv(nearest 2x upsampling of x)` for x `[n, h, w, inChannels]` (diffusers' `Upsample2D`):
@@ -87,12 +81,16 @@ public final class Conv2d: @unchecked Sendable {
         precondition(x.rank == 4 && x.shape[3] == inChannels, "Conv2d(\(inChannels)->\(outChannels)) got input \(x.shape)")
         let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let (oh, ow) = outputSize(height: 2 * h, width: 2 * w)
-        let out = Tensor(shape: [n, oh, ow, outChannels])
-        let (rc, msg) = OpProfile.measure("upsample+conv\(kernelSize.0)x\(kernelSize.1) \(inChannels)->\(outChannels)@\(2 * w)") {
-            withErrorBuffer { err, len in
-                dd_conv_forward_upsampled(handle, Int32(n), Int32(h), Int32(w), x.pointer, out.pointer, err, len)
-            }
+        return run("upsample+conv\(kernelSize.0)x\(kernelSize.1) \(inChannels)->\(outChannels)@\(2 * w)",
+                   output: [n, oh, ow, outChannels]) { out, err, len in
+            dd_conv_forward_upsampled(handle, Int32(n), Int32(h), Int32(w), x.pointer, out.pointer, err, len)
         }
+    }
+
+    /// Allocates the output, runs the kernel call under the op profiler and stops on its error.
+    private func run(_ label: String, output shape: [Int], _ call: (Tensor, UnsafeMutablePointer<CChar>, Int32) -> Int32) -> Tensor {
+        let out = Tensor(shape: shape)
+        let (rc, msg) = OpProfile.measure(label) { withErrorBuffer { err, len in call(out, err, len) } }
         precondition(rc == 0, msg)
         return out
     }
