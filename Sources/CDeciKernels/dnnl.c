@@ -181,15 +181,15 @@ const char *dd_backend_info(void) {
 static dnnl_data_type_t dt_of(dd_dtype d) { return d == DD_BF16 && g_bf16_native ? dnnl_bf16 : dnnl_f32; }
 static int emulated(dd_dtype d) { return d == DD_BF16 && !g_bf16_native; }
 
-// Weights rounded to bf16 when bf16 is emulated; otherwise the caller's pointer. Free with free().
-static float *emulation_weights(dd_dtype d, const float *w, long n, const float **use) {
-    *use = w;
-    if (!emulated(d)) return NULL;
-    float *r = malloc(n * sizeof(float));
-    if (!r) return NULL;
-    dd_round_rows_bf16(w, n, r, n, 1, n);
-    *use = r;
-    return r;
+// Emulated bf16 layers keep their weights as bf16 halves (see `packed`) unless DECI_BF16_COMPACT=0
+// trades memory (2x) for the per-call widening pass.
+static int compact_emulation(void) {
+    static int compact = -1;
+    if (compact < 0) {
+        const char *e = getenv("DECI_BF16_COMPACT");
+        compact = !(e && strcmp(e, "0") == 0);
+    }
+    return compact;
 }
 
 static int set_post_ops(dnnl_primitive_attr_t attr, dd_activation act, int residual) {
@@ -265,10 +265,92 @@ static dnnl_status_t reorder(cmd_t src_md, void *src, cmd_t dst_md, void *dst) {
 }
 
 // ---- packed weights shared by conv and linear ---------------------------------------------------
+// A layer's weights in the layout `md` wants. When bf16 is emulated, `data` is compact: the bf16
+// halves of that float32 layout (the weights are bf16-rounded anyway), so a bf16 model takes half
+// the memory of a float32 one, as it does with native bf16. Each call widens them into a scratch
+// buffer of the calling thread: one streaming pass, small next to the convolution or GEMM.
 typedef struct {
     md_t md;
     void *data;
+    int compact;
 } packed;
+
+// Per-thread staging buffers that grow to the largest layer and are reused by every later call,
+// so a step touches no fresh memory for them. dd_pool_trim releases the calling thread's.
+enum { SCRATCH_WIDEN, SCRATCH_HWIO, SCRATCH_WINO_U, SCRATCH_SLOTS };
+typedef struct {
+    float *p[SCRATCH_SLOTS];
+    size_t bytes[SCRATCH_SLOTS];
+} scratch_set;
+
+static pthread_key_t g_scratch_key;
+
+static void scratch_release(void *s) {
+    scratch_set *b = s;
+    for (int i = 0; i < SCRATCH_SLOTS; i++) free(b->p[i]);
+    free(b);
+}
+
+static void scratch_key_init(void) { pthread_key_create(&g_scratch_key, scratch_release); }
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static float *scratch(int slot, size_t bytes) {
+    pthread_once(&g_scratch_once, scratch_key_init);
+    scratch_set *b = pthread_getspecific(g_scratch_key);
+    if (!b) {
+        if (!(b = calloc(1, sizeof *b)) || pthread_setspecific(g_scratch_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->bytes[slot] < bytes) {
+        free(b->p[slot]);
+        b->p[slot] = dd_alloc_large(bytes);
+        b->bytes[slot] = b->p[slot] ? bytes : 0;
+    }
+    return b->p[slot];
+}
+
+void dd_release_thread_scratch(void) {
+    pthread_once(&g_scratch_once, scratch_key_init);
+    scratch_set *b = pthread_getspecific(g_scratch_key);
+    if (!b) return;
+    pthread_setspecific(g_scratch_key, NULL);
+    scratch_release(b);
+}
+
+static float *weight_scratch(size_t bytes) { return scratch(SCRATCH_WIDEN, bytes); }
+
+// Weights for one call: the packed data itself, or the float32 widening of compact data into this
+// thread's scratch (valid until the thread's next weight_scratch call). NULL when out of memory.
+static void *weights_data(const packed *w) {
+    if (!w->compact) return w->data;
+    size_t bytes = dnnl_memory_desc_get_size(w->md);
+    float *f = weight_scratch(bytes);
+    if (f) dd_bf16_to_f32(w->data, f, (long)(bytes / sizeof(float)));
+    return f;
+}
+
+// Stores float32 weights (layout `md`) as the layer's packed copy: as they are, or rounded to bf16
+// halves when bf16 is emulated. Takes ownership of `md`; `f32` is copied unless `take` is set.
+static int pack_weights(packed *w, md_t md, float *f32, int take, int compact) {
+    size_t bytes = dnnl_memory_desc_get_size(md);
+    void *data = NULL;
+    if (compact) {
+        if ((data = dd_alloc_large(bytes / 2 ? bytes / 2 : 64))) dd_f32_to_bf16(f32, data, (long)(bytes / sizeof(float)));
+        if (take) free(f32);
+    } else if (take) {
+        data = f32;
+    } else if ((data = dd_alloc_large(bytes ? bytes : 64))) {
+        memcpy(data, f32, bytes);
+    }
+    if (!data) {
+        md_free(md);
+        return -1;
+    }
+    *w = (packed){md, data, compact};
+    return 0;
+}
 
 typedef struct {
     long key[4];
@@ -302,25 +384,27 @@ static int weights_for(layer *L, cmd_t want) {
         if (dnnl_memory_desc_equal(L->w[i].md, want)) return i;
     int replace = L->nv == 0 && L->nw == 1;
     if (!replace && L->nw == 4) return -1;
+    int compact = L->w[0].compact;
     size_t bytes = dnnl_memory_desc_get_size(want), plain_bytes = dnnl_memory_desc_get_size(L->plain_md);
-    md_t own = md_clone(want);
-    void *data = own ? dd_alloc_large(bytes ? bytes : 64) : NULL;
-    void *plain = data ? dd_alloc_large(plain_bytes ? plain_bytes : 64) : NULL;
-    int ok = plain && reorder(L->w[0].md, L->w[0].data, L->plain_md, plain) == dnnl_success &&
-             reorder(L->plain_md, plain, want, data) == dnnl_success;
+    void *plain = dd_alloc_large(plain_bytes ? plain_bytes : 64), *from = weights_data(&L->w[0]);
+    int ok = plain && from && reorder(L->w[0].md, from, L->plain_md, plain) == dnnl_success;
+    // The widened source is done with, so a compact derivation may stage in the same scratch.
+    float *to = !ok ? NULL : compact ? weight_scratch(bytes ? bytes : 64) : dd_alloc_large(bytes ? bytes : 64);
+    ok = to && reorder(L->plain_md, plain, want, to) == dnnl_success;
     free(plain);
-    if (!ok) {
-        free(data);
-        md_free(own);
+    packed made;
+    md_t own = ok ? md_clone(want) : NULL;
+    if (!own || pack_weights(&made, own, to, !compact, compact) != 0) {
+        if (!compact) free(to);
         return -1;
     }
     if (replace) {
         free(L->w[0].data);
         md_free(L->w[0].md);
-        L->w[0] = (packed){own, data};
+        L->w[0] = made;
         return 0;
     }
-    L->w[L->nw] = (packed){own, data};
+    L->w[L->nw] = made;
     return L->nw++;
 }
 
@@ -391,18 +475,27 @@ static void layer_free(layer *L) {
     pthread_mutex_destroy(&L->lock);
 }
 
-static int init_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, const float *bias, long nbias) {
+// `bf16`: 0 keeps float32 weights; 1 rounds them to bf16 values (float32 storage); 2 stores the
+// bf16 halves (compact).
+static int init_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, int bf16, const float *bias, long nbias) {
+    int compact = bf16 == 2;
     pthread_mutex_init(&L->lock, NULL);
     if (!(L->plain_md = md_clone(user_md))) return -1;
     size_t bytes = dnnl_memory_desc_get_size(want);
-    md_t own = md_clone(want);
-    void *data = own ? dd_alloc_large(bytes ? bytes : 64) : NULL;
-    if (!data || reorder(user_md, (void *)weight, want, data) != dnnl_success) {
-        free(data);
+    // Compact weights stage the float32 repack in the thread's scratch, so loading touches fresh
+    // memory only for the half-size result.
+    float *to = compact ? weight_scratch(bytes ? bytes : 64) : dd_alloc_large(bytes ? bytes : 64);
+    md_t own = to ? md_clone(want) : NULL;
+    if (!own || reorder(user_md, (void *)weight, want, to) != dnnl_success) {
         md_free(own);
+        if (!compact) free(to);
         return -1;
     }
-    L->w[0] = (packed){own, data};
+    if (bf16 == 1) dd_round_rows_bf16(to, (long)(bytes / sizeof(float)), to, (long)(bytes / sizeof(float)), 1, (long)(bytes / sizeof(float)));
+    if (pack_weights(&L->w[0], own, to, !compact, compact) != 0) {
+        if (!compact) free(to);
+        return -1;
+    }
     L->nw = 1;
     if (bias) {
         L->bias = malloc(nbias * sizeof(float));
@@ -511,11 +604,8 @@ dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_t
     TRY(conv_pd(c, 2, nominal, nominal, DD_ACT_NONE, 0, &pd), "convolution setup");
     dnnl_dims_t wd = {cout, cin, kh, kw};
     if (!(user = md_tag(4, wd, dnnl_f32, dnnl_oihw))) FAIL("out of memory");
-    const float *wuse;
-    float *rounded = emulation_weights(dtype, weight, (long)cout * cin * kh * kw, &wuse);
-    int rc = init_layer(&c->L, user, wuse, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, cout);
-    free(rounded);
-    if (rc) FAIL("packing convolution weights failed");
+    if (init_layer(&c->L, user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), emulated(dtype) ? 1 + compact_emulation() : 0, bias, cout))
+        FAIL("packing convolution weights failed");
     md_free(user);
     dnnl_primitive_desc_destroy(pd);
     return c;
@@ -610,7 +700,9 @@ static int wino_applies(const dd_conv *c, int n, int h, int w) {
     wino_settings();
     if (c->W.state > 0) return 1;  // the direct weights are gone
     if (c->algorithm == DD_CONV_DIRECT || c->W.state < 0) return 0;
-    int geometry = c->dt == DD_F32 && c->kh == 3 && c->kw == 3 && c->stride == 1 && c->ph == 1 && c->pw == 1 && c->pb == 1 &&
+    // Native bf16 stays direct: Winograd's transformed tiles need more precision than bf16 holds.
+    // Emulated bf16 multiplies in float32, so it gains what float32 gains.
+    int geometry = (c->dt == DD_F32 || emulated(c->dt)) && c->kh == 3 && c->kw == 3 && c->stride == 1 && c->ph == 1 && c->pw == 1 && c->pb == 1 &&
                    c->pr == 1 && c->cin % 16 == 0 && c->cout % 16 == 0;
     if (c->algorithm == DD_CONV_WINOGRAD || g_wino_forced) return geometry;
     return geometry && g_wino_enabled && c->cin >= 64 && c->cout >= 64 && wino_tiles(n, h, w) >= g_wino_min_tiles;
@@ -620,11 +712,10 @@ static int wino_applies(const dd_conv *c, int n, int h, int w) {
 static int wino_transform(dd_conv *c, float *u) {
     dnnl_dims_t wd = {c->cout, c->cin, 3, 3};
     md_t hwio = md_tag(4, wd, dnnl_f32, dnnl_hwio);
-    size_t bytes = (size_t)9 * c->cin * c->cout * sizeof(float);
-    float *g = dd_alloc(bytes);
-    int ok = hwio && g && reorder(c->L.w[0].md, c->L.w[0].data, hwio, g) == dnnl_success;
+    float *g = scratch(SCRATCH_HWIO, (size_t)9 * c->cin * c->cout * sizeof(float));
+    void *from = g ? weights_data(&c->L.w[0]) : NULL;
+    int ok = hwio && from && reorder(c->L.w[0].md, from, hwio, g) == dnnl_success;
     if (ok) dd_wino_weights(g, u, c->cin, c->cout);
-    dd_free(g, bytes);
     md_free(hwio);
     return ok ? 0 : -1;
 }
@@ -672,9 +763,11 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
     size_t ub = (size_t)36 * c->cin * c->cout * sizeof(float);
     float *u = NULL, *own_u = NULL;
     pthread_mutex_lock(&c->L.lock);
+    // Compact bf16 weights would lose their point next to 4x larger kept transformed ones.
+    int transient = c->wino_transient || (c->L.nw > 0 && c->L.w[0].compact);
     wino_gemm *m = c->W.state >= 0 ? wino_gemm_for(c, tc) : NULL;
     if (!m && c->W.state == 0) c->W.state = -1;
-    if (m && c->W.state == 0 && !c->wino_transient) {  // switch for good
+    if (m && c->W.state == 0 && !transient) {  // switch for good
         float *built = dd_alloc_large(ub);
         if (built && wino_transform(c, built) == 0) {
             c->W.u = built;
@@ -686,9 +779,8 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
             m = NULL;
         }
     } else if (m && c->W.state == 0) {  // transient: built for this call only
-        own_u = dd_alloc(ub);
+        own_u = scratch(SCRATCH_WINO_U, ub);
         if (!own_u || wino_transform(c, own_u) != 0) {
-            dd_free(own_u, ub);
             own_u = NULL;
             m = NULL;
         }
@@ -704,8 +796,15 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
         return -1;
     }
     size_t vb = (size_t)36 * tc * c->cin * sizeof(float), mb = (size_t)36 * tc * c->cout * sizeof(float);
-    float *vbuf = dd_alloc(vb), *mbuf = dd_alloc(mb);
-    dnnl_status_t st = vbuf && mbuf ? dnnl_success : dnnl_out_of_memory;
+    float *vbuf = dd_alloc(vb), *mbuf = dd_alloc(mb), *rounded = NULL;
+    size_t rb = 0;
+    if (emulated(c->dt)) {  // bf16 inputs, as the direct path rounds them
+        long pixels = (long)n * (up ? (h / 2) * (w / 2) : (long)h * w);
+        rb = (size_t)pixels * c->cin * sizeof(float);
+        if ((rounded = dd_alloc(rb))) dd_round_rows_bf16(src, c->cin, rounded, c->cin, pixels, c->cin);
+        src = rounded;
+    }
+    dnnl_status_t st = vbuf && mbuf && src ? dnnl_success : dnnl_out_of_memory;
     int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
     for (long t0 = 0; t0 < tiles && st == dnnl_success; t0 += tc) {
         dd_wino_input(src, up, vbuf, n, h, w, c->cin, t0, tc);
@@ -715,7 +814,7 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
     }
     dd_free(vbuf, vb);
     dd_free(mbuf, mb);
-    dd_free(own_u, ub);
+    dd_free(rounded, rb);
     if (st != dnnl_success) {
         if (err && errlen > 0) snprintf(err, errlen, "oneDNN Winograd GEMM failed (status %d)", (int)st);
         return -1;
@@ -781,8 +880,10 @@ int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *ds
     }
     {
         int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+        void *wei = weights_data(&c->L.w[v->w]);
+        if (!wei) FAIL("out of memory");
         cmd_t mds[4] = {v->src_md, c->L.w[v->w].md, v->dst_md, c->L.bias_md};
-        void *ptrs[4] = {(void *)s_in, c->L.w[v->w].data, d_out, c->L.bias};
+        void *ptrs[4] = {(void *)s_in, wei, d_out, c->L.bias};
         TRY(execute(v->prim, c->L.bias ? 4 : 3, ids, mds, ptrs), "convolution");
     }
     if (v->dst_out) TRY(run_reorder(v->dst_out, v->dst_md, dst_buf, v->user_dst_md, dst), "convolution output reorder");
@@ -854,11 +955,9 @@ dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, c
     TRY(linear_pd(l, 256, in_features, DD_ACT_NONE, 0, bias != NULL, &pd), "linear setup");
     dnnl_dims_t wd = {in_features, out_features}, ws = {1, in_features};
     if (!(user = md_strides(2, wd, dnnl_f32, ws))) FAIL("out of memory");
-    const float *wuse;
-    float *rounded = emulation_weights(dtype, weight, (long)in_features * out_features, &wuse);
-    int rc = init_layer(&l->L, user, wuse, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bias, out_features);
-    free(rounded);
-    if (rc) FAIL("packing linear weights failed");
+    if (init_layer(&l->L, user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), emulated(dtype) ? 1 + compact_emulation() : 0, bias,
+                   out_features))
+        FAIL("packing linear weights failed");
     if (bias) {  // matmul wants a 2-D bias
         dnnl_dims_t bd = {1, out_features};
         md_free(l->L.bias_md);
@@ -906,8 +1005,10 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
     if (l->dt == DD_BF16 && !scratch) FAIL("out of memory");
     {
         int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+        void *wei = weights_data(&l->L.w[v->w]);
+        if (!wei) FAIL("out of memory");
         cmd_t mds[4] = {v->src_md, l->L.w[v->w].md, v->dst_md, l->L.bias_md};
-        void *ptrs[4] = {scratch ? scratch : (void *)src, l->L.w[v->w].data, dst, l->L.bias};
+        void *ptrs[4] = {scratch ? scratch : (void *)src, wei, dst, l->L.bias};
         TRY(execute(v->prim, l->L.bias ? 4 : 3, ids, mds, ptrs), "matmul");
     }
     dd_free(scratch, scratch_bytes);

@@ -132,6 +132,7 @@ void dd_free(void *p, size_t bytes) {
 }
 
 void dd_pool_trim(void) {
+    dd_release_thread_scratch();
     pthread_mutex_lock(&g_pool_lock);
     for (int i = 0; i < g_pool_n; i++) free(g_pool[i].p);
     g_pool_n = 0;

@@ -66,43 +66,81 @@ struct LayerTests {
         }
     }
 
+    /// Emulated bf16 keeps weights as bf16 halves and widens them per call: the result must be
+    /// bit-identical to float32 layers fed the bf16-rounded weights and inputs.
+    @Test(.enabled(if: dd_bf16_native() == 0))
+    func emulatedBF16IsFloat32OnRoundedValues() throws {
+        var g = SplitMix(seed: 5)
+        let (cin, cout) = (48, 32)
+        let weight = (0..<(cout * cin * 9)).map { _ in g.uniform() * 0.1 }
+        let bias = (0..<cout).map { _ in g.uniform() }
+        let rounded = Ops.roundToBF16(Tensor(shape: [weight.count], data: weight)).toArray()
+        let x = Tensor(shape: [2, 9, 11, cin], data: (0..<(2 * 9 * 11 * cin)).map { _ in g.uniform() })
+        let xr = Ops.roundToBF16(x)
+        for algorithm in [ConvAlgorithm.direct, .winograd] {
+            let bf = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .bf16)
+            let f = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: rounded, bias: bias, precision: .f32)
+            bf.algorithm = algorithm
+            f.algorithm = algorithm
+            #expect(bf(x, activation: .silu).toArray() == f(xr, activation: .silu).toArray(), "conv \(algorithm)")
+        }
+        let lw = (0..<(cout * cin)).map { _ in g.uniform() * 0.1 }
+        let lr = Ops.roundToBF16(Tensor(shape: [lw.count], data: lw)).toArray()
+        let rows = Tensor(shape: [37, cin], data: (0..<(37 * cin)).map { _ in g.uniform() })
+        let bl = try Linear(inFeatures: cin, outFeatures: cout, weight: lw, bias: bias, precision: .bf16)
+        let fl = try Linear(inFeatures: cin, outFeatures: cout, weight: lr, bias: bias, precision: .f32)
+        #expect(bl(rows).toArray() == fl(Ops.roundToBF16(rows)).toArray(), "linear")
+    }
+
     /// Winograd F(4x4, 3x3) forced on the PyTorch fixtures whose channel counts allow it (odd image
     /// sizes: edge tiles are partly outside the image; fused SiLU and residual).
-    @Test(arguments: ["conv3x3", "conv3x3_nobias_silu_res"])
-    func winogradMatchesPyTorch(_ name: String) throws {
+    /// In bf16 (emulated: bf16 inputs and compact bf16 weights, float32 arithmetic) against the
+    /// reference on bf16-rounded inputs.
+    @Test(arguments: ["conv3x3", "conv3x3_nobias_silu_res"], Precision.allCases)
+    func winogradMatchesPyTorch(_ name: String, precision: Precision) throws {
         let f = try OpFixture(name)
         let ws = try f.shape("weight")
         let conv = try Conv2d(inChannels: ws[1], outChannels: ws[0], kernelSize: 3, padding: 1, weight: try f.floats("weight"),
-                              bias: f.has("bias") ? try f.floats("bias") : nil, precision: .f32)
+                              bias: f.has("bias") ? try f.floats("bias") : nil, precision: precision)
         conv.algorithm = .winograd
         let y = conv(try f.nhwc("x"), activation: name.contains("silu") ? .silu : .none,
                      residual: f.has("residual") ? try f.nhwc("residual") : nil)
-        let r = compare(y.toNCHW(), try f.floats("expected"))
-        #expect(r.within(relative: Tolerance.winograd), "\(name) winograd: \(r)")
+        let r = compare(y.toNCHW(), try f.floats(precision == .f32 ? "expected" : "expected_bf16"))
+        #expect(r.within(relative: Tolerance.winograd), "\(name) \(precision) winograd: \(r)")
     }
 
     /// Winograd against direct convolution on wider layers, in chunks of tiles that do not divide
     /// the tile count (the last chunk carries padding tiles), with weights kept (the direct ones
     /// dropped) or rebuilt for each call.
+    /// In bf16 both paths round the inputs and weights alike, so only Winograd's float32 rounding
+    /// separates them (where bf16 is emulated; native bf16 stays direct: identical).
     @Test(arguments: [(2, 13, 10, 64, 80, 5), (1, 20, 17, 128, 64, 7), (2, 8, 8, 96, 96, 0)], [true, false])
     func winogradMatchesDirect(_ c: (Int, Int, Int, Int, Int, Int), keep: Bool) throws {
+        for precision in Precision.allCases { try winogradMatchesDirect(c, keep: keep, precision: precision) }
+    }
+
+    private func winogradMatchesDirect(_ c: (Int, Int, Int, Int, Int, Int), keep: Bool, precision: Precision) throws {
         let (n, h, w, cin, cout, chunk) = c
         var g = SplitMix(seed: UInt64(cin * 1000 + cout))
         let weight = (0..<(cout * cin * 9)).map { _ in g.uniform() * 0.1 }
         let bias = (0..<cout).map { _ in g.uniform() }
         let x = Tensor(shape: [n, h, w, cin], data: (0..<(n * h * w * cin)).map { _ in g.uniform() })
         let residual = Tensor(shape: [n, h, w, cout], data: (0..<(n * h * w * cout)).map { _ in g.uniform() })
-        let direct = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        let direct = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias,
+                                precision: precision)
         direct.algorithm = .direct
-        let wino = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        let wino = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias,
+                              precision: precision)
         wino.keepsWinogradWeights = keep
         wino.algorithm = .winograd
         dd_set_winograd_chunk(chunk)
         defer { dd_set_winograd_chunk(0) }
+        let runsWinograd = precision == .f32 || dd_bf16_native() == 0
         for act in [Activation.none, .silu] {
             let want = direct(x, activation: act, residual: residual).toArray()
             let r = compare(wino(x, activation: act, residual: residual).toArray(), want)
-            #expect(r.within(relative: Tolerance.winograd), "\(c) keep \(keep) \(act): \(r)")
+            #expect(r.within(relative: Tolerance.winograd) && (r.maxAbsDiff > 0) == runsWinograd,
+                    "\(c) keep \(keep) \(precision) \(act): \(r)")
         }
     }
 
@@ -153,22 +191,22 @@ struct LayerTests {
 
     /// Upsample2D's fused path: the Winograd input transform reads the small map directly; the
     /// direct path upsamples first. Both against conv(upsampleNearest2x(x)) computed directly.
-    @Test(arguments: [ConvAlgorithm.winograd, .direct])
-    func upsampledConvMatchesUpsampleThenConv(_ algorithm: ConvAlgorithm) throws {
+    @Test(arguments: [ConvAlgorithm.winograd, .direct], Precision.allCases)
+    func upsampledConvMatchesUpsampleThenConv(_ algorithm: ConvAlgorithm, precision: Precision) throws {
         let (n, h, w, cin, cout) = (2, 5, 7, 32, 48)
         var g = SplitMix(seed: 11)
         let weight = (0..<(cout * cin * 9)).map { _ in g.uniform() * 0.1 }
         let bias = (0..<cout).map { _ in g.uniform() }
         let x = Tensor(shape: [n, h, w, cin], data: (0..<(n * h * w * cin)).map { _ in g.uniform() })
-        let reference = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        let reference = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: precision)
         reference.algorithm = .direct
-        let fused = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
+        let fused = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: precision)
         fused.algorithm = algorithm
         let want = reference(Ops.upsampleNearest2x(x))
         let got = fused(upsampling2x: x)
         #expect(got.shape == [n, 2 * h, 2 * w, cout])
         let r = compare(got.toArray(), want.toArray())
-        #expect(r.within(relative: algorithm == .direct ? 0 : Tolerance.winograd), "\(algorithm): \(r)")
+        #expect(r.within(relative: algorithm == .direct ? 0 : Tolerance.winograd), "\(algorithm) \(precision): \(r)")
     }
 
     @Test func convRejectsWrongWeightCount() {
