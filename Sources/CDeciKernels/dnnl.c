@@ -275,9 +275,23 @@ typedef struct {
     int compact;
 } packed;
 
-// Per-thread staging buffers that grow to the largest layer and are reused by every later call,
-// so a step touches no fresh memory for them. dd_pool_trim releases the calling thread's.
-enum { SCRATCH_WIDEN, SCRATCH_HWIO, SCRATCH_WINO_U, SCRATCH_SLOTS };
+// Per-thread buffers for what lives only within one kernel call (widened weights, bf16 copies of
+// inputs, Winograd tiles, attention scores). Each grows to the largest call and is reused by every
+// later one: a step then touches no fresh memory for them, and they take the largest size, not
+// the sum of every size the buffer pool would keep. dd_pool_trim releases the calling thread's.
+enum {
+    SCRATCH_WIDEN,
+    SCRATCH_HWIO,
+    SCRATCH_WINO_U,
+    SCRATCH_WINO_V,
+    SCRATCH_WINO_M,
+    SCRATCH_IN0,  // bf16 copies of inputs (attention: q, k, v)
+    SCRATCH_IN1,
+    SCRATCH_IN2,
+    SCRATCH_SCORES,
+    SCRATCH_PROBS,
+    SCRATCH_SLOTS
+};
 typedef struct {
     float *p[SCRATCH_SLOTS];
     size_t bytes[SCRATCH_SLOTS];
@@ -507,12 +521,11 @@ static int init_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, 
     return 0;
 }
 
-// Dense copy of f32 activations as bf16 (native) or bf16-rounded f32 (emulated) when the layer
-// computes in bf16; NULL for f32.
-static void *maybe_bf16(dd_dtype dt, const float *src, long ld, long rows, long cols, size_t *bytes) {
+// Dense copy of f32 activations as bf16 (native) or bf16-rounded f32 (emulated), in this thread's
+// scratch `slot`, when the layer computes in bf16; NULL for f32 or when out of memory.
+static void *maybe_bf16(int slot, dd_dtype dt, const float *src, long ld, long rows, long cols) {
     if (dt != DD_BF16) return NULL;
-    *bytes = (size_t)rows * cols * (g_bf16_native ? 2 : 4);
-    void *s = dd_alloc(*bytes);
+    void *s = scratch(slot, (size_t)rows * cols * (g_bf16_native ? 2 : 4));
     if (!s) return NULL;
     if (g_bf16_native) dd_convert_rows_bf16(src, ld, s, cols, rows, cols);
     else dd_round_rows_bf16(src, ld, s, cols, rows, cols);
@@ -796,25 +809,17 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
         return -1;
     }
     size_t vb = (size_t)36 * tc * c->cin * sizeof(float), mb = (size_t)36 * tc * c->cout * sizeof(float);
-    float *vbuf = dd_alloc(vb), *mbuf = dd_alloc(mb), *rounded = NULL;
-    size_t rb = 0;
-    if (emulated(c->dt)) {  // bf16 inputs, as the direct path rounds them
-        long pixels = (long)n * (up ? (h / 2) * (w / 2) : (long)h * w);
-        rb = (size_t)pixels * c->cin * sizeof(float);
-        if ((rounded = dd_alloc(rb))) dd_round_rows_bf16(src, c->cin, rounded, c->cin, pixels, c->cin);
-        src = rounded;
-    }
-    dnnl_status_t st = vbuf && mbuf && src ? dnnl_success : dnnl_out_of_memory;
+    float *vbuf = scratch(SCRATCH_WINO_V, vb), *mbuf = scratch(SCRATCH_WINO_M, mb);
+    // Emulated bf16 rounds the inputs, as the direct path does, inside the input transform.
+    int flags = (up ? DD_WINO_UP : 0) | (emulated(c->dt) ? DD_WINO_BF16 : 0);
+    dnnl_status_t st = vbuf && mbuf ? dnnl_success : dnnl_out_of_memory;
     int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
     for (long t0 = 0; t0 < tiles && st == dnnl_success; t0 += tc) {
-        dd_wino_input(src, up, vbuf, n, h, w, c->cin, t0, tc);
+        dd_wino_input(src, flags, vbuf, n, h, w, c->cin, t0, tc);
         void *ptrs[3] = {vbuf, u, mbuf};
         st = execute(prim, 3, ids, mds, ptrs);
         if (st == dnnl_success) dd_wino_output(mbuf, dst, c->L.bias, residual, act, n, h, w, c->cout, t0, tc);
     }
-    dd_free(vbuf, vb);
-    dd_free(mbuf, mb);
-    dd_free(rounded, rb);
     if (st != dnnl_success) {
         if (err && errlen > 0) snprintf(err, errlen, "oneDNN Winograd GEMM failed (status %d)", (int)st);
         return -1;
@@ -825,7 +830,7 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
 int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *dst, const float *residual,
                     dd_activation act, char *err, int errlen) {
     void *rounded = NULL, *src_buf = NULL, *dst_buf = NULL;
-    size_t rounded_bytes = 0, src_bytes = 0, dst_bytes = 0;
+    size_t src_bytes = 0, dst_bytes = 0;
     dnnl_primitive_desc_t pd = NULL;
     variant *v = NULL;
     int oh, ow, rc = -1;
@@ -859,7 +864,7 @@ int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *ds
     size_t out_bytes = (size_t)n * oh * ow * c->cout * sizeof(float);
     const void *s_in = src;
     if (emulated(c->dt)) {  // round to bf16 values first, in float32
-        rounded = maybe_bf16(c->dt, src, c->cin, (long)n * h * w, c->cin, &rounded_bytes);
+        rounded = maybe_bf16(SCRATCH_IN0, c->dt, src, c->cin, (long)n * h * w, c->cin);
         if (!rounded) FAIL("out of memory");
         s_in = rounded;
     }
@@ -894,7 +899,6 @@ fail:
         c->direct_busy--;
         pthread_mutex_unlock(&c->L.lock);
     }
-    dd_free(rounded, rounded_bytes);
     dd_free(src_buf, src_bytes);
     dd_free(dst_buf, dst_bytes);
     return rc;
@@ -984,8 +988,7 @@ void dd_linear_destroy(dd_linear *l) {
 
 int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float *dst, const float *residual,
                       dd_activation act, char *err, int errlen) {
-    void *scratch = NULL;
-    size_t scratch_bytes = 0;
+    void *rounded = NULL;
     dnnl_primitive_desc_t pd = NULL;
     if (m <= 0) return 0;
     long ld = l->dt == DD_BF16 ? l->in : src_ld;  // bf16 input is repacked densely
@@ -1001,20 +1004,18 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
     pthread_mutex_unlock(&l->L.lock);
     if (!v) FAIL("oneDNN matmul [%ld, %d] x [%d, %d]: no implementation", m, l->in, l->in, l->out);
     if (residual && residual != dst) memcpy(dst, residual, (size_t)m * l->out * sizeof(float));
-    scratch = maybe_bf16(l->dt, src, src_ld, m, l->in, &scratch_bytes);
-    if (l->dt == DD_BF16 && !scratch) FAIL("out of memory");
+    rounded = maybe_bf16(SCRATCH_IN0, l->dt, src, src_ld, m, l->in);
+    if (l->dt == DD_BF16 && !rounded) FAIL("out of memory");
     {
         int ids[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
         void *wei = weights_data(&l->L.w[v->w]);
         if (!wei) FAIL("out of memory");
         cmd_t mds[4] = {v->src_md, l->L.w[v->w].md, v->dst_md, l->L.bias_md};
-        void *ptrs[4] = {scratch ? scratch : (void *)src, wei, dst, l->L.bias};
+        void *ptrs[4] = {rounded ? rounded : (void *)src, wei, dst, l->L.bias};
         TRY(execute(v->prim, l->L.bias ? 4 : 3, ids, mds, ptrs), "matmul");
     }
-    dd_free(scratch, scratch_bytes);
     return 0;
 fail:
-    dd_free(scratch, scratch_bytes);
     return -1;
 }
 
@@ -1101,13 +1102,12 @@ int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const flo
     void *qb = NULL, *kb = NULL, *vb = NULL;
     float *S = NULL;
     void *P = NULL;
-    size_t qbytes = 0, kbytes = 0, sbytes = 0, pbytes = 0;
     const void *Q = q, *K = k, *V = v;
     long qld = q_ld, kld = k_ld, vld = v_ld;
     if (bf) {  // dense rounded copies of all rows: [batch * n, C]
-        qb = maybe_bf16(dtype, q, q_ld, (long)batch * nq, C, &qbytes);
-        kb = maybe_bf16(dtype, k, k_ld, (long)batch * nk, C, &kbytes);
-        vb = maybe_bf16(dtype, v, v_ld, (long)batch * nk, C, &kbytes);
+        qb = maybe_bf16(SCRATCH_IN0, dtype, q, q_ld, (long)batch * nq, C);
+        kb = maybe_bf16(SCRATCH_IN1, dtype, k, k_ld, (long)batch * nk, C);
+        vb = maybe_bf16(SCRATCH_IN2, dtype, v, v_ld, (long)batch * nk, C);
         if (!qb || !kb || !vb) FAIL("out of memory");
         Q = qb; K = kb; V = vb;
         qld = kld = vld = C;
@@ -1120,12 +1120,8 @@ int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const flo
     tq = tq < 16 ? 16 : (tq / 16) * 16;
     if (g_attention_tile > 0) tq = g_attention_tile;
     if (tq > nq) tq = nq;
-    sbytes = (size_t)hd * tq * nk * 4;
-    S = dd_alloc(sbytes);
-    if (native) {
-        pbytes = (size_t)hd * tq * nk * 2;
-        P = dd_alloc(pbytes);
-    }
+    S = scratch(SCRATCH_SCORES, (size_t)hd * tq * nk * 4);
+    if (native) P = scratch(SCRATCH_PROBS, (size_t)hd * tq * nk * 2);
     if (!S || (native && !P)) FAIL("out of memory");
     dnnl_data_type_t dt = native ? dnnl_bf16 : dnnl_f32;
     for (int b = 0; b < batch; b++) {
@@ -1147,17 +1143,7 @@ int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const flo
             TRY(run_bmm(mm2, probs, Vb, Ot), "attention output");
         }
     }
-    dd_free(S, sbytes);
-    dd_free(P, pbytes);
-    dd_free(qb, qbytes);
-    dd_free(kb, kbytes);
-    dd_free(vb, kbytes);
     return 0;
 fail:
-    dd_free(S, sbytes);
-    dd_free(P, pbytes);
-    dd_free(qb, qbytes);
-    dd_free(kb, kbytes);
-    dd_free(vb, kbytes);
     return -1;
 }

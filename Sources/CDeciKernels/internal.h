@@ -19,9 +19,11 @@ const char *dd_kernel_isa_name(void);
 void dd_round_rows_bf16(const float *x, long ldx, float *y, long ldy, long rows, long c);
 void dd_convert_rows_bf16(const float *x, long ldx, uint16_t *y, long ldy, long rows, long c);
 // Winograd F(4x4, 3x3) transforms of tiles [t0, t0 + tc) of a pad-1 NHWC image batch (c a multiple
-// of 16); tiles past the end transform as zeros. Layout of buf: [36][tc][c]. With up = 1, x holds
-// the (h/2, w/2) map whose nearest 2x upsampling is the h x w input.
-void dd_wino_input(const float *x, int up, float *buf, long n, long h, long w, long c, long t0, long tc);
+// of 16); tiles past the end transform as zeros. Layout of buf: [36][tc][c]. With DD_WINO_UP, x
+// holds the (h/2, w/2) map whose nearest 2x upsampling is the h x w input; with DD_WINO_BF16 the
+// input values are rounded to bf16 as they are read.
+enum { DD_WINO_UP = 1, DD_WINO_BF16 = 2 };
+void dd_wino_input(const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc);
 // y = act(A^T m A + bias) + residual over the same tiles (residual may be NULL or equal y).
 void dd_wino_output(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w,
                     long c, long t0, long tc);

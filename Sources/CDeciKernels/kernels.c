@@ -102,8 +102,8 @@ DD_ISA_DECLARE(dd_f16_to_f32, const uint16_t *, float *, long);
 void dd_f16_to_f32(const uint16_t *x, float *y, long count) { DD_ISA_CALL(dd_f16_to_f32, x, y, count); }
 
 DD_ISA_DECLARE(dd_wino_input, const float *, int, float *, long, long, long, long, long, long);
-void dd_wino_input(const float *x, int up, float *buf, long n, long h, long w, long c, long t0, long tc) {
-    DD_ISA_CALL(dd_wino_input, x, up, buf, n, h, w, c, t0, tc);
+void dd_wino_input(const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc) {
+    DD_ISA_CALL(dd_wino_input, x, flags, buf, n, h, w, c, t0, tc);
 }
 
 DD_ISA_DECLARE(dd_wino_output, const float *, float *, const float *, const float *, int, long, long, long, long, long, long);

@@ -507,6 +507,7 @@ typedef struct {
     float *buf, *y;
     long h, w, c, tiles_x, tiles_per_image, total, t0, tc;
     int act, up;  // up: x is the (h/2, w/2) map that nearest 2x upsampling turns into the input
+    int round;    // round input values to bf16 as they are read (emulated bf16)
 } wino_ctx;
 
 static void wino_in_range(void *p, long b, long e) {
@@ -533,6 +534,8 @@ static void wino_in_range(void *p, long b, long e) {
                 v16f d[6], o[6];
                 for (int i = 0; i < 6; i++)
                     d[i] = inside[i][j] ? vload(base + (((y0 + i) >> q->up) * sw + ((x0 + j) >> q->up)) * C + ch) : vsplat(0.0f);
+                if (q->round)
+                    for (int i = 0; i < 6; i++) d[i] = vfrom_bf16(vto_bf16(d[i]));
                 wino_bt(d, o);
                 for (int i = 0; i < 6; i++) rows[i][j] = o[i];
             }
@@ -579,16 +582,17 @@ static void wino_out_range(void *p, long b, long e) {
     }
 }
 
-void KFN(dd_wino_input)(const float *x, int up, float *buf, long n, long h, long w, long c, long t0, long tc) {
+void KFN(dd_wino_input)(const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc) {
     long tx = (w + 3) / 4, ty = (h + 3) / 4;
-    wino_ctx q = {x, NULL, NULL, buf, NULL, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, 0, up};
+    wino_ctx q = {x, NULL, NULL, buf, NULL, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, 0, (flags & DD_WINO_UP) != 0,
+                  (flags & DD_WINO_BF16) != 0};
     dd_parallel_for(tc, 4, wino_in_range, &q);
 }
 
 void KFN(dd_wino_output)(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h,
                          long w, long c, long t0, long tc) {
     long tx = (w + 3) / 4, ty = (h + 3) / 4;
-    wino_ctx q = {NULL, bias, residual, (float *)buf, y, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, act, 0};
+    wino_ctx q = {NULL, bias, residual, (float *)buf, y, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, act, 0, 0};
     dd_parallel_for(tc, 4, wino_out_range, &q);
 }
 

@@ -6,6 +6,9 @@
 #include "internal.h"
 
 #include <sys/mman.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <pthread.h>
 #include <stdio.h>
@@ -134,10 +137,14 @@ void dd_free(void *p, size_t bytes) {
 void dd_pool_trim(void) {
     dd_release_thread_scratch();
     pthread_mutex_lock(&g_pool_lock);
+    if (getenv("DECI_MEMTRACE")) fprintf(stderr, "pool trim: %.1f MiB in %d buffers\n", g_pool_bytes / 1048576.0, g_pool_n);
     for (int i = 0; i < g_pool_n; i++) free(g_pool[i].p);
     g_pool_n = 0;
     g_pool_bytes = 0;
     pthread_mutex_unlock(&g_pool_lock);
+#if defined(__GLIBC__)
+    malloc_trim(0);  // free pages inside the heap go back too, not only its top
+#endif
 }
 
 size_t dd_pool_cached_bytes(void) {
