@@ -268,17 +268,19 @@ static dnnl_status_t reorder(cmd_t src_md, void *src, cmd_t dst_md, void *dst) {
 // A layer's weights in the layout `md` wants. When bf16 is emulated, `data` is compact: the bf16
 // halves of that float32 layout (the weights are bf16-rounded anyway), so a bf16 model takes half
 // the memory of a float32 one, as it does with native bf16. Each call widens them into a scratch
-// buffer of the calling thread: one streaming pass, small next to the convolution or GEMM.
+// buffer: one streaming pass, small next to the convolution or GEMM.
 typedef struct {
     md_t md;
     void *data;
     int compact;
 } packed;
 
-// Per-thread buffers for what lives only within one kernel call (widened weights, bf16 copies of
-// inputs, Winograd tiles, attention scores). Each grows to the largest call and is reused by every
-// later one: a step then touches no fresh memory for them, and they take the largest size, not
-// the sum of every size the buffer pool would keep. dd_pool_trim releases the calling thread's.
+// Buffers for what lives only within one kernel call (widened weights, bf16 copies of inputs,
+// Winograd tiles and weights, attention scores). Each grows to the largest call and is reused by
+// every later one: a step then touches no fresh memory for them, and they take the largest size,
+// not the sum of every size an exact-size pool would keep. A kernel call takes one set for its
+// duration (first use to return), so there are as many sets as calls ever ran at once, whatever
+// the number of threads; dd_pool_trim frees the sets no call holds.
 enum {
     SCRATCH_WIDEN,
     SCRATCH_HWIO,
@@ -292,31 +294,44 @@ enum {
     SCRATCH_PROBS,
     SCRATCH_SLOTS
 };
-typedef struct {
+typedef struct scratch_set {
     float *p[SCRATCH_SLOTS];
     size_t bytes[SCRATCH_SLOTS];
+    struct scratch_set *next;
 } scratch_set;
 
-static pthread_key_t g_scratch_key;
+static pthread_mutex_t g_scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+static scratch_set *g_scratch_free;  // sets no call holds
+static _Thread_local scratch_set *t_scratch;
+static _Thread_local int t_scratch_depth;
 
-static void scratch_release(void *s) {
-    scratch_set *b = s;
+static void scratch_set_free(scratch_set *b) {
     for (int i = 0; i < SCRATCH_SLOTS; i++) free(b->p[i]);
     free(b);
 }
 
-static void scratch_key_init(void) { pthread_key_create(&g_scratch_key, scratch_release); }
-static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+// Bracket every entry point that may use scratch (calls nest: only the outermost returns the set).
+static void scratch_enter(void) { t_scratch_depth++; }
 
+static void scratch_leave(void) {
+    if (--t_scratch_depth > 0 || !t_scratch) return;
+    pthread_mutex_lock(&g_scratch_lock);
+    t_scratch->next = g_scratch_free;
+    g_scratch_free = t_scratch;
+    pthread_mutex_unlock(&g_scratch_lock);
+    t_scratch = NULL;
+}
+
+// Slot `slot` of the calling kernel's set, grown to at least `bytes`; valid until the kernel
+// returns or asks for the same slot again. NULL when out of memory.
 static float *scratch(int slot, size_t bytes) {
-    pthread_once(&g_scratch_once, scratch_key_init);
-    scratch_set *b = pthread_getspecific(g_scratch_key);
-    if (!b) {
-        if (!(b = calloc(1, sizeof *b)) || pthread_setspecific(g_scratch_key, b) != 0) {
-            free(b);
-            return NULL;
-        }
+    if (!t_scratch) {
+        pthread_mutex_lock(&g_scratch_lock);
+        if ((t_scratch = g_scratch_free)) g_scratch_free = t_scratch->next;
+        pthread_mutex_unlock(&g_scratch_lock);
+        if (!t_scratch && !(t_scratch = calloc(1, sizeof *t_scratch))) return NULL;
     }
+    scratch_set *b = t_scratch;
     if (b->bytes[slot] < bytes) {
         free(b->p[slot]);
         b->p[slot] = dd_alloc_large(bytes);
@@ -325,18 +340,22 @@ static float *scratch(int slot, size_t bytes) {
     return b->p[slot];
 }
 
-void dd_release_thread_scratch(void) {
-    pthread_once(&g_scratch_once, scratch_key_init);
-    scratch_set *b = pthread_getspecific(g_scratch_key);
-    if (!b) return;
-    pthread_setspecific(g_scratch_key, NULL);
-    scratch_release(b);
+void dd_release_scratch(void) {
+    pthread_mutex_lock(&g_scratch_lock);
+    scratch_set *b = g_scratch_free;
+    g_scratch_free = NULL;
+    pthread_mutex_unlock(&g_scratch_lock);
+    while (b) {
+        scratch_set *next = b->next;
+        scratch_set_free(b);
+        b = next;
+    }
 }
 
 static float *weight_scratch(size_t bytes) { return scratch(SCRATCH_WIDEN, bytes); }
 
-// Weights for one call: the packed data itself, or the float32 widening of compact data into this
-// thread's scratch (valid until the thread's next weight_scratch call). NULL when out of memory.
+// Weights for one call: the packed data itself, or the float32 widening of compact data into the
+// call's scratch (valid until its next weight_scratch). NULL when out of memory.
 static void *weights_data(const packed *w) {
     if (!w->compact) return w->data;
     size_t bytes = dnnl_memory_desc_get_size(w->md);
@@ -491,12 +510,12 @@ static void layer_free(layer *L) {
 
 // `bf16`: 0 keeps float32 weights; 1 rounds them to bf16 values (float32 storage); 2 stores the
 // bf16 halves (compact).
-static int init_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, int bf16, const float *bias, long nbias) {
+static int pack_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, int bf16, const float *bias, long nbias) {
     int compact = bf16 == 2;
     pthread_mutex_init(&L->lock, NULL);
     if (!(L->plain_md = md_clone(user_md))) return -1;
     size_t bytes = dnnl_memory_desc_get_size(want);
-    // Compact weights stage the float32 repack in the thread's scratch, so loading touches fresh
+    // Compact weights stage the float32 repack in scratch, so loading touches fresh
     // memory only for the half-size result.
     float *to = compact ? weight_scratch(bytes ? bytes : 64) : dd_alloc_large(bytes ? bytes : 64);
     md_t own = to ? md_clone(want) : NULL;
@@ -521,7 +540,14 @@ static int init_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, 
     return 0;
 }
 
-// Dense copy of f32 activations as bf16 (native) or bf16-rounded f32 (emulated), in this thread's
+static int init_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, int bf16, const float *bias, long nbias) {
+    scratch_enter();
+    int rc = pack_layer(L, user_md, weight, want, bf16, bias, nbias);
+    scratch_leave();
+    return rc;
+}
+
+// Dense copy of f32 activations as bf16 (native) or bf16-rounded f32 (emulated), in the call's
 // scratch `slot`, when the layer computes in bf16; NULL for f32 or when out of memory.
 static void *maybe_bf16(int slot, dd_dtype dt, const float *src, long ld, long rows, long cols) {
     if (dt != DD_BF16) return NULL;
@@ -827,8 +853,8 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
     return 0;
 }
 
-int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *dst, const float *residual,
-                    dd_activation act, char *err, int errlen) {
+static int conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *dst, const float *residual,
+                        dd_activation act, char *err, int errlen) {
     void *rounded = NULL, *src_buf = NULL, *dst_buf = NULL;
     size_t src_bytes = 0, dst_bytes = 0;
     dnnl_primitive_desc_t pd = NULL;
@@ -904,7 +930,15 @@ fail:
     return rc;
 }
 
-int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen) {
+int dd_conv_forward(dd_conv *c, int n, int h, int w, const float *src, float *dst, const float *residual,
+                    dd_activation act, char *err, int errlen) {
+    scratch_enter();
+    int rc = conv_forward(c, n, h, w, src, dst, residual, act, err, errlen);
+    scratch_leave();
+    return rc;
+}
+
+static int conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen) {
     if (wino_applies(c, n, 2 * h, 2 * w)) {
         int rc = wino_forward(c, n, 2 * h, 2 * w, src, 1, dst, NULL, DD_ACT_NONE, err, errlen);
         if (rc <= 0) return rc;
@@ -916,8 +950,15 @@ int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src,
         return -1;
     }
     dd_upsample_nearest2x(src, up, n, h, w, c->cin);
-    int rc = dd_conv_forward(c, n, 2 * h, 2 * w, up, dst, NULL, DD_ACT_NONE, err, errlen);
+    int rc = conv_forward(c, n, 2 * h, 2 * w, up, dst, NULL, DD_ACT_NONE, err, errlen);
     dd_free(up, bytes);
+    return rc;
+}
+
+int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen) {
+    scratch_enter();
+    int rc = conv_forward_upsampled(c, n, h, w, src, dst, err, errlen);
+    scratch_leave();
     return rc;
 }
 
@@ -986,8 +1027,8 @@ void dd_linear_destroy(dd_linear *l) {
     free(l);
 }
 
-int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float *dst, const float *residual,
-                      dd_activation act, char *err, int errlen) {
+static int linear_forward(dd_linear *l, long m, const float *src, long src_ld, float *dst, const float *residual,
+                          dd_activation act, char *err, int errlen) {
     void *rounded = NULL;
     dnnl_primitive_desc_t pd = NULL;
     if (m <= 0) return 0;
@@ -1017,6 +1058,14 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
     return 0;
 fail:
     return -1;
+}
+
+int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float *dst, const float *residual,
+                      dd_activation act, char *err, int errlen) {
+    scratch_enter();
+    int rc = linear_forward(l, m, src, src_ld, dst, residual, act, err, errlen);
+    scratch_leave();
+    return rc;
 }
 
 // ---- attention ----------------------------------------------------------------------------------
@@ -1091,9 +1140,9 @@ static dnnl_status_t run_bmm(bmm *b, const void *a, const void *bp, void *c) {
 static _Thread_local long g_attention_tile = 0;
 void dd_set_attention_tile(long rows) { g_attention_tile = rows > 0 ? rows : 0; }
 
-int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld, const float *k,
-                 long k_ld, const float *v, long v_ld, float *out, long out_ld, float scale, int causal, dd_dtype dtype,
-                 char *err, int errlen) {
+static int attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld, const float *k,
+                     long k_ld, const float *v, long v_ld, float *out, long out_ld, float scale, int causal, dd_dtype dtype,
+                     char *err, int errlen) {
     if (ensure_engine(err, errlen)) return -1;
     long d = head_dim, hd = heads, C = hd * d;
     int bf = dtype == DD_BF16;              // round inputs and probabilities to bf16
@@ -1146,4 +1195,13 @@ int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const flo
     return 0;
 fail:
     return -1;
+}
+
+int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld, const float *k,
+                 long k_ld, const float *v, long v_ld, float *out, long out_ld, float scale, int causal, dd_dtype dtype,
+                 char *err, int errlen) {
+    scratch_enter();
+    int rc = attention(batch, nq, nk, heads, head_dim, q, q_ld, k, k_ld, v, v_ld, out, out_ld, scale, causal, dtype, err, errlen);
+    scratch_leave();
+    return rc;
 }

@@ -29,5 +29,5 @@ void dd_wino_output(const float *buf, float *y, const float *bias, const float *
                     long c, long t0, long tc);
 // Winograd F(4x4, 3x3) weights [36][cin][cout] from 3x3 filters in hwio layout (cout a multiple of 16).
 void dd_wino_weights(const float *hwio, float *u, long cin, long cout);
-// Frees the calling thread's weight staging buffers (dnnl.c); dd_pool_trim calls it.
-void dd_release_thread_scratch(void);
+// Frees the kernel scratch buffers no call holds (dnnl.c); dd_pool_trim calls it.
+void dd_release_scratch(void);

@@ -135,7 +135,7 @@ void dd_free(void *p, size_t bytes) {
 }
 
 void dd_pool_trim(void) {
-    dd_release_thread_scratch();
+    dd_release_scratch();
     pthread_mutex_lock(&g_pool_lock);
     if (getenv("DECI_MEMTRACE")) fprintf(stderr, "pool trim: %.1f MiB in %d buffers\n", g_pool_bytes / 1048576.0, g_pool_n);
     for (int i = 0; i < g_pool_n; i++) free(g_pool[i].p);
