@@ -586,7 +586,7 @@ struct dd_conv {
     layer L;
     wino W;
     dd_conv_algorithm algorithm;
-    int wino_transient;
+    int wino_keep;
     int direct_busy;  // direct-path calls in flight (under L.lock): their weights must stay
 };
 
@@ -697,21 +697,24 @@ static int conv_edges(dd_conv *c, variant *v, int n, int h, int w, int oh, int o
 
 static int g_wino_enabled = -1;
 static long g_wino_min_tiles = 128;
+static int g_wino_keep = -1;  // DECI_WINOGRAD_KEEP=0/1 overrides every layer's choice
 static _Thread_local long g_wino_chunk = 0;  // per thread, like g_attention_tile
 
 void dd_set_winograd_chunk(long tiles) { g_wino_chunk = tiles > 0 ? tiles : 0; }
 static _Thread_local int g_wino_forced = 0;
 void dd_set_winograd_forced(int forced) { g_wino_forced = forced != 0; }
 
-void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int transient) {
+void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int keep) {
     c->algorithm = a;
-    c->wino_transient = transient != 0;
+    c->wino_keep = keep != 0;
 }
 
 static void wino_settings(void) {
     if (g_wino_enabled >= 0) return;
     const char *e = getenv("DECI_WINOGRAD"), *m = getenv("DECI_WINOGRAD_MIN_TILES");
     if (m && atol(m) > 0) g_wino_min_tiles = atol(m);
+    const char *k = getenv("DECI_WINOGRAD_KEEP");
+    g_wino_keep = k && strcmp(k, "0") == 0 ? 0 : k && strcmp(k, "1") == 0 ? 1 : -1;
     g_wino_enabled = !(e && strcmp(e, "0") == 0);
 }
 
@@ -803,7 +806,8 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
     float *u = NULL, *own_u = NULL;
     pthread_mutex_lock(&c->L.lock);
     // Compact bf16 weights would lose their point next to 4x larger kept transformed ones.
-    int transient = c->wino_transient || (c->L.nw > 0 && c->L.w[0].compact);
+    int keep = g_wino_keep >= 0 ? g_wino_keep : c->wino_keep;
+    int transient = !keep || (c->L.nw > 0 && c->L.w[0].compact);
     wino_gemm *m = c->W.state >= 0 ? wino_gemm_for(c, tc) : NULL;
     if (!m && c->W.state == 0) c->W.state = -1;
     if (m && c->W.state == 0 && !transient) {  // switch for good

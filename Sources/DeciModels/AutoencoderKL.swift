@@ -65,10 +65,6 @@ public final class AutoencoderKL: @unchecked Sendable {
             AutoencoderKL.skip(["decoder.", "post_quant_conv."], in: w)
         }
         do { try w.finish() } catch { throw .weights(error) }
-        // The VAE runs once per image: Winograd weights for its large convolutions are rebuilt per
-        // call rather than kept (4x its 3x3 weights, ~0.8 GB for the SD VAE's decoder).
-        let convs = (encoder?.convolutions ?? []) + (decoder?.convolutions ?? []) + [quant_conv, post_quant_conv].compactMap { $0 }
-        for conv in convs { conv.keepsWinogradWeights = false }
     }
 
     /// Loads a diffusers `vae/` folder: `config.json` plus the weights `ComponentWeights` finds
@@ -385,8 +381,6 @@ final class VAEEncoder: @unchecked Sendable {
         h = mid_block(consume h)
         return conv_out(conv_norm_out(h, silu: true))
     }
-
-    var convolutions: [Conv2d] { [conv_in, conv_out] + down_blocks.flatMap(\.convolutions) + mid_block.convolutions }
 }
 
 /// diffusers VAE `Decoder`: conv_in, mid block, UpDecoderBlock2Ds (block_out_channels reversed),
@@ -419,8 +413,6 @@ final class VAEDecoder: @unchecked Sendable {
         for block in up_blocks { h = block(consume h) }
         return conv_out(conv_norm_out(h, silu: true))
     }
-
-    var convolutions: [Conv2d] { [conv_in, conv_out] + up_blocks.flatMap(\.convolutions) + mid_block.convolutions }
 }
 
 /// Maps of at least this many values (32 MiB in float32) get the memory care below.
@@ -493,8 +485,6 @@ final class DownEncoderBlock2D: @unchecked Sendable {
         releaseCachedBuffers(ifLarge: h)
         return downsampler(h)
     }
-
-    var convolutions: [Conv2d] { resnets.flatMap(\.convolutions) + (downsampler?.convolutions ?? []) }
 }
 
 /// diffusers `UpDecoderBlock2D`: resnets without time embedding, then nearest 2x + conv (except in
@@ -516,8 +506,6 @@ final class UpDecoderBlock2D: @unchecked Sendable {
         releaseCachedBuffers(ifLarge: h)
         return upsampler(h)
     }
-
-    var convolutions: [Conv2d] { resnets.flatMap(\.convolutions) + (upsampler?.convolutions ?? []) }
 }
 
 /// diffusers `UNetMidBlock2D` as the VAE builds it: resnet, (attention), resnet.
@@ -538,8 +526,6 @@ final class VAEMidBlock: @unchecked Sendable {
         if let attention { h = attention(h) }
         return resnets[1](h)
     }
-
-    var convolutions: [Conv2d] { resnets.flatMap(\.convolutions) }
 }
 
 /// The VAE's spatial self-attention (diffusers `Attention` with `_from_deprecated_attn_block`):

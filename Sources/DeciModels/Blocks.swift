@@ -36,8 +36,6 @@ public final class ResnetBlock2D: @unchecked Sendable {
         let shortcut = conv_shortcut?(x) ?? x
         return conv2(h, residual: shortcut)
     }
-
-    var convolutions: [Conv2d] { [conv1, conv2] + (conv_shortcut.map { [$0] } ?? []) }
 }
 
 /// diffusers `Downsample2D` with a conv: 3x3 stride 2. `padding` 1 in the UNets; the VAE encoder
@@ -52,7 +50,6 @@ public final class Downsample2D: @unchecked Sendable {
 
     public func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
 
-    var convolutions: [Conv2d] { [conv] }
 }
 
 /// diffusers `Upsample2D` with a conv: nearest 2x, then 3x3.
@@ -65,7 +62,6 @@ public final class Upsample2D: @unchecked Sendable {
 
     public func callAsFunction(_ x: Tensor) -> Tensor { conv(upsampling2x: x) }
 
-    var convolutions: [Conv2d] { [conv] }
 }
 
 /// diffusers `Attention` (to_q, to_k, to_v, to_out.0) for self- or cross-attention over `[n, t, c]`.

@@ -144,10 +144,12 @@ struct LayerTests {
         }
     }
 
-    /// The automatic choice: direct below the size threshold, Winograd from the first large call
-    /// on, and for every call after that (its direct weights are gone), small ones included.
+    /// The automatic choice: direct below the size threshold, Winograd above it. A layer that keeps
+    /// its Winograd weights runs Winograd for every call after the first large one (its direct
+    /// weights are gone), small ones included; by default small calls stay direct.
     @Test(.enabled(if: ProcessInfo.processInfo.environment["DECI_WINOGRAD"] == nil
-                   && ProcessInfo.processInfo.environment["DECI_WINOGRAD_MIN_TILES"] == nil))
+                   && ProcessInfo.processInfo.environment["DECI_WINOGRAD_MIN_TILES"] == nil
+                   && ProcessInfo.processInfo.environment["DECI_WINOGRAD_KEEP"] == nil))
     func winogradSwitchesOnLargeInput() throws {
         let (cin, cout) = (64, 64)
         var g = SplitMix(seed: 7)
@@ -157,13 +159,22 @@ struct LayerTests {
         let large = Tensor(shape: [2, 32, 40, cin], data: (0..<(2 * 32 * 40 * cin)).map { _ in g.uniform() })
         let direct = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
         direct.algorithm = .direct
-        let auto = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias, precision: .f32)
         let wantSmall = direct(small).toArray(), wantLarge = direct(large).toArray()
-        #expect(auto(small).toArray() == wantSmall, "below the threshold the direct kernel runs: bit-identical")
-        let r = compare(auto(large).toArray(), wantLarge)
-        #expect(r.within(relative: Tolerance.winograd) && r.maxAbsDiff > 0, "large input runs Winograd: \(r)")
-        let again = compare(auto(small).toArray(), wantSmall)
-        #expect(again.within(relative: Tolerance.winograd) && again.maxAbsDiff > 0, "after the switch small inputs run Winograd: \(again)")
+        for keep in [false, true] {
+            let auto = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: bias,
+                                  precision: .f32)
+            auto.keepsWinogradWeights = keep
+            #expect(auto(small).toArray() == wantSmall, "below the threshold the direct kernel runs: bit-identical")
+            let r = compare(auto(large).toArray(), wantLarge)
+            #expect(r.within(relative: Tolerance.winograd) && r.maxAbsDiff > 0, "large input runs Winograd: \(r)")
+            let again = compare(auto(small).toArray(), wantSmall)
+            if keep {
+                #expect(again.within(relative: Tolerance.winograd) && again.maxAbsDiff > 0,
+                        "after the switch small inputs run Winograd: \(again)")
+            } else {
+                #expect(again.maxAbsDiff == 0, "without kept weights small inputs stay direct: \(again)")
+            }
+        }
     }
 
     /// One layer called from several threads at once, with small (direct) and large (Winograd-
@@ -177,8 +188,9 @@ struct LayerTests {
         let reference = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: nil, precision: .f32)
         reference.algorithm = .direct
         let wantSmall = reference(small).toArray(), wantLarge = reference(large).toArray()
-        for _ in 0..<4 {
+        for round in 0..<4 {
             let layer = try Conv2d(inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, weight: weight, bias: nil, precision: .f32)
+            layer.keepsWinogradWeights = round % 2 == 0
             let worst = Mutex(0.0)
             DispatchQueue.concurrentPerform(iterations: 8) { i in
                 let r = i % 2 == 0 ? compare(layer(small).toArray(), wantSmall) : compare(layer(large).toArray(), wantLarge)

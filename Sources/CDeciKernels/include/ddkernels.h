@@ -66,11 +66,11 @@ int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src,
 /// How a 3x3, stride-1, pad-1 float32 convolution with channel counts that are multiples of 16
 /// runs: AUTO picks Winograd F(4x4, 3x3) from the first large input on (>= 64 channels, >= 128
 /// output tiles of 4x4 by default), DIRECT never uses it, WINOGRAD whenever the geometry allows.
-/// Other convolutions always run direct. Once a layer runs Winograd its transformed weights
-/// (4x the direct ones) replace the direct weights for good, unless `transient` is set: then they
-/// are rebuilt for each call (for layers that run once per image). Set before first use.
+/// Other convolutions always run direct. Winograd's transformed weights (4x the direct ones) are
+/// rebuilt for each call from the direct weights (measured no slower than keeping them); with
+/// `keep` set they replace the direct weights for good instead. Set before first use.
 typedef enum { DD_CONV_AUTO = 0, DD_CONV_DIRECT = 1, DD_CONV_WINOGRAD = 2 } dd_conv_algorithm;
-void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int transient);
+void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int keep);
 /// Forces the Winograd path's tiles per chunk on the calling thread (0 = automatic: ~16 MB of
 /// transformed tiles). For tests.
 void dd_set_winograd_chunk(long tiles);
