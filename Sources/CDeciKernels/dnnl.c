@@ -181,15 +181,17 @@ const char *dd_backend_info(void) {
 static dnnl_data_type_t dt_of(dd_dtype d) { return d == DD_BF16 && g_bf16_native ? dnnl_bf16 : dnnl_f32; }
 static int emulated(dd_dtype d) { return d == DD_BF16 && !g_bf16_native; }
 
-// Emulated bf16 layers keep their weights as bf16 halves (see `packed`) unless DECI_BF16_COMPACT=0
-// trades memory (2x) for the per-call widening pass.
-static int compact_emulation(void) {
+// How a layer of precision d stores its weights (init_layer's `bf16`): emulated bf16 layers keep
+// bf16 halves (see `packed`) unless DECI_BF16_COMPACT=0 trades memory (2x) for the per-call
+// widening pass.
+static int bf16_storage(dd_dtype d) {
     static int compact = -1;
+    if (!emulated(d)) return 0;
     if (compact < 0) {
         const char *e = getenv("DECI_BF16_COMPACT");
         compact = !(e && strcmp(e, "0") == 0);
     }
-    return compact;
+    return 1 + compact;
 }
 
 static int set_post_ops(dnnl_primitive_attr_t attr, dd_activation act, int residual) {
@@ -364,18 +366,13 @@ static void *weights_data(const packed *w) {
     return f;
 }
 
-// Stores float32 weights (layout `md`) as the layer's packed copy: as they are, or rounded to bf16
-// halves when bf16 is emulated. Takes ownership of `md`; `f32` is copied unless `take` is set.
-static int pack_weights(packed *w, md_t md, float *f32, int take, int compact) {
-    size_t bytes = dnnl_memory_desc_get_size(md);
-    void *data = NULL;
+// Makes the layer's packed copy of float32 weights in layout `md` (taking ownership of `md`):
+// with `compact`, the bf16 halves of `f32` (left to the caller); otherwise `f32` itself, taken.
+static int pack_weights(packed *w, md_t md, float *f32, int compact) {
+    void *data = f32;
     if (compact) {
-        if ((data = dd_alloc_large(bytes / 2 ? bytes / 2 : 64))) dd_f32_to_bf16(f32, data, (long)(bytes / sizeof(float)));
-        if (take) free(f32);
-    } else if (take) {
-        data = f32;
-    } else if ((data = dd_alloc_large(bytes ? bytes : 64))) {
-        memcpy(data, f32, bytes);
+        size_t count = dnnl_memory_desc_get_size(md) / sizeof(float);
+        if ((data = dd_alloc_large(count ? count * 2 : 64))) dd_f32_to_bf16(f32, data, (long)count);
     }
     if (!data) {
         md_free(md);
@@ -427,8 +424,8 @@ static int weights_for(layer *L, cmd_t want) {
     free(plain);
     packed made;
     md_t own = ok ? md_clone(want) : NULL;
-    if (!own || pack_weights(&made, own, to, !compact, compact) != 0) {
-        if (!compact) free(to);
+    if (!own || pack_weights(&made, own, to, compact) != 0) {
+        if (!compact && !own) free(to);
         return -1;
     }
     if (replace) {
@@ -524,11 +521,9 @@ static int pack_layer(layer *L, cmd_t user_md, const float *weight, cmd_t want, 
         if (!compact) free(to);
         return -1;
     }
-    if (bf16 == 1) dd_round_rows_bf16(to, (long)(bytes / sizeof(float)), to, (long)(bytes / sizeof(float)), 1, (long)(bytes / sizeof(float)));
-    if (pack_weights(&L->w[0], own, to, !compact, compact) != 0) {
-        if (!compact) free(to);
-        return -1;
-    }
+    long count = (long)(bytes / sizeof(float));
+    if (bf16 == 1) dd_round_rows_bf16(to, count, to, count, 1, count);
+    if (pack_weights(&L->w[0], own, to, compact) != 0) return -1;
     L->nw = 1;
     if (bias) {
         L->bias = malloc(nbias * sizeof(float));
@@ -643,7 +638,7 @@ dd_conv *dd_conv_create(int cin, int cout, int kh, int kw, int stride, int pad_t
     TRY(conv_pd(c, 2, nominal, nominal, DD_ACT_NONE, 0, &pd), "convolution setup");
     dnnl_dims_t wd = {cout, cin, kh, kw};
     if (!(user = md_tag(4, wd, dnnl_f32, dnnl_oihw))) FAIL("out of memory");
-    if (init_layer(&c->L, user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), emulated(dtype) ? 1 + compact_emulation() : 0, bias, cout))
+    if (init_layer(&c->L, user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bf16_storage(dtype), bias, cout))
         FAIL("packing convolution weights failed");
     md_free(user);
     dnnl_primitive_desc_destroy(pd);
@@ -1004,7 +999,7 @@ dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, c
     TRY(linear_pd(l, 256, in_features, DD_ACT_NONE, 0, bias != NULL, &pd), "linear setup");
     dnnl_dims_t wd = {in_features, out_features}, ws = {1, in_features};
     if (!(user = md_strides(2, wd, dnnl_f32, ws))) FAIL("out of memory");
-    if (init_layer(&l->L, user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), emulated(dtype) ? 1 + compact_emulation() : 0, bias,
+    if (init_layer(&l->L, user, weight, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), bf16_storage(dtype), bias,
                    out_features))
         FAIL("packing linear weights failed");
     if (bias) {  // matmul wants a 2-D bias
