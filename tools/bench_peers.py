@@ -170,8 +170,7 @@ def run_engine(binary, precision, sizes, models, threads, repeats, steps):
     """{(model, size): seconds} from `decidiffusion bench pipeline --json`."""
     cmd = [binary, "bench", "pipeline", "--json", "--precision", precision, "--measure-steps", str(steps),
            "--repeats", str(repeats), "--threads", str(threads), "--size", *[str(s) for s in sizes]]
-    if "sd15" in models:
-        cmd.append("--sd15")
+    cmd += ["--models", *(["deci"] if set(models) & {"nas", "vae", "clip"} else []), *(["sd15"] if "sd15" in models else [])]
     log("engine: " + " ".join(cmd))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)

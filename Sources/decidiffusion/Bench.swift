@@ -15,6 +15,8 @@ struct Bench: ParsableCommand {
 
         @Option(name: .shortAndLong, help: "Checkpoint folder or repo id (default: random-weight full-size DeciDiffusion).")
         var model: String?
+        @Option(parsing: .upToNextOption, help: "Models to run: deci (--model, or random-weight DeciDiffusion), sd15 (random-weight SD 1.5, 50 steps).")
+        var models: [BenchModel] = [.deci]
         @Flag(help: "Also benchmark a random-weight SD 1.5 (50 steps), and print the per-step ratio.") var sd15 = false
         @Option(help: "Compute precision.") var precision: Precision = .bf16
         @Option(help: "Image sizes.") var size: [Int] = [512]
@@ -29,9 +31,11 @@ struct Bench: ParsableCommand {
             Backend.threads = threads
             say("backend: \(Backend.info)")
             var deciStep: [Int: Double] = [:]
-            let deci = try model.map { try CheckpointLayout.locate($0) } ?? randomFolder(.deciDiffusion)
-            deciStep = try benchmark(folder: deci, model: "deci", label: model ?? "DeciDiffusion (random weights)", stepCounts: steps)
-            if sd15 {
+            if models.contains(.deci) {
+                let deci = try model.map { try CheckpointLayout.locate($0) } ?? randomFolder(.deciDiffusion)
+                deciStep = try benchmark(folder: deci, model: "deci", label: model ?? "DeciDiffusion (random weights)", stepCounts: steps)
+            }
+            if sd15 || models.contains(.sd15) {
                 let sd = try randomFolder(.sd15)
                 let sdStep = try benchmark(folder: sd, model: "sd15", label: "SD 1.5 (random weights)", stepCounts: [50])
                 for s in size where !json {
@@ -40,6 +44,14 @@ struct Bench: ParsableCommand {
                     }
                 }
             }
+        }
+
+        enum BenchModel: String, ExpressibleByArgument, CaseIterable {
+            case deci, sd15
+        }
+
+        func validate() throws {
+            if model != nil && !models.contains(.deci) { throw ValidationError("--model is benchmarked as 'deci': add it to --models") }
         }
 
         func randomFolder(_ kind: RandomCheckpoint.Kind) throws -> URL {
