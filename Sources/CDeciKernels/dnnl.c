@@ -562,7 +562,7 @@ static int g_conv_plain_layout = -1;
 
 // Winograd F(4x4, 3x3) state of a convolution (see the section below).
 typedef struct {
-    long tc;
+    long tc, nc;  // tiles per chunk, output channels
     dnnl_primitive_t prim;
     md_t src, wei, dst;
 } wino_gemm;
@@ -745,22 +745,37 @@ static int wino_applies(const dd_conv *c, int n, int h, int w) {
     return geometry && g_wino_enabled && c->cin >= 64 && c->cout >= 64 && wino_tiles(n, h, w) >= g_wino_min_tiles;
 }
 
-// Transformed weights [36][cin][cout] from the layer's direct weights into u (caller holds the lock).
-static int wino_transform(dd_conv *c, float *u) {
+// The layer's direct weights in hwio layout (float32, in the call's scratch), the source of its
+// transformed ones; NULL on failure (caller holds the lock).
+static float *wino_hwio(dd_conv *c) {
     dnnl_dims_t wd = {c->cout, c->cin, 3, 3};
     md_t hwio = md_tag(4, wd, dnnl_f32, dnnl_hwio);
     float *g = scratch(SCRATCH_HWIO, (size_t)9 * c->cin * c->cout * sizeof(float));
     void *from = g ? weights_data(&c->L.w[0]) : NULL;
     int ok = hwio && from && reorder(c->L.w[0].md, from, hwio, g) == dnnl_success;
-    if (ok) dd_wino_weights(g, u, c->cin, c->cout);
     md_free(hwio);
-    return ok ? 0 : -1;
+    return ok ? g : NULL;
 }
 
-// The batched GEMM for chunks of tc tiles (caller holds the lock).
-static wino_gemm *wino_gemm_for(dd_conv *c, long tc) {
+// Output channels per block of transformed weights built for one call: the whole layer unless its
+// transformed weights pass WINO_U_BLOCK (the 1280-channel UNet layers' take 236 MB), then equal
+// blocks (multiples of 16) under it. Blocks cost nothing when a call's tiles fit one chunk (the
+// input transform is shared) and one extra input transform per block otherwise.
+#define WINO_U_BLOCK (48L << 20)
+static _Thread_local long g_wino_u_block = 0;  // test override, bytes
+void dd_set_winograd_weight_block(long bytes) { g_wino_u_block = bytes > 0 ? bytes : 0; }
+
+static long wino_block_channels(long cin, long cout) {
+    long limit = g_wino_u_block > 0 ? g_wino_u_block : WINO_U_BLOCK, per_channel = 36 * cin * (long)sizeof(float);
+    long blocks = (cout * per_channel + limit - 1) / limit;
+    long cb = (cout + blocks - 1) / blocks;
+    return (cb + 15) / 16 * 16;
+}
+
+// The batched GEMM for chunks of tc tiles and nc output channels (caller holds the lock).
+static wino_gemm *wino_gemm_for(dd_conv *c, long tc, long nc) {
     for (int i = 0; i < c->W.ngemm; i++)
-        if (c->W.gemm[i]->tc == tc) return c->W.gemm[i];
+        if (c->W.gemm[i]->tc == tc && c->W.gemm[i]->nc == nc) return c->W.gemm[i];
     if (c->W.ngemm == c->W.cap) {
         int cap = c->W.cap ? 2 * c->W.cap : 4;
         wino_gemm **grown = realloc(c->W.gemm, cap * sizeof(wino_gemm *));
@@ -771,7 +786,8 @@ static wino_gemm *wino_gemm_for(dd_conv *c, long tc) {
     wino_gemm *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->tc = tc;
-    dnnl_dims_t sd = {36, tc, c->cin}, wd = {36, c->cin, c->cout}, dd = {36, tc, c->cout};
+    m->nc = nc;
+    dnnl_dims_t sd = {36, tc, c->cin}, wd = {36, c->cin, nc}, dd = {36, tc, nc};
     m->src = md_tag(3, sd, dnnl_f32, dnnl_abc);
     m->wei = md_tag(3, wd, dnnl_f32, dnnl_abc);
     m->dst = md_tag(3, dd, dnnl_f32, dnnl_abc);
@@ -792,22 +808,26 @@ static wino_gemm *wino_gemm_for(dd_conv *c, long tc) {
 // -1 on a failure with err set.
 static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int up, float *dst, const float *residual,
                         dd_activation act, char *err, int errlen) {
-    long tiles = wino_tiles(n, h, w);
-    long per_tile = 36L * (c->cin + c->cout) * (long)sizeof(float);
-    long cap = WINO_SCRATCH / per_tile < 32 ? 32 : WINO_SCRATCH / per_tile;
-    if (g_wino_chunk > 0) cap = g_wino_chunk;
-    long chunks = (tiles + cap - 1) / cap, tc = (tiles + chunks - 1) / chunks;
-    size_t ub = (size_t)36 * c->cin * c->cout * sizeof(float);
-    float *u = NULL, *own_u = NULL;
+    long tiles = wino_tiles(n, h, w), cout = c->cout;
     pthread_mutex_lock(&c->L.lock);
     // Compact bf16 weights would lose their point next to 4x larger kept transformed ones.
     int keep = g_wino_keep >= 0 ? g_wino_keep : c->wino_keep;
-    int transient = !keep || (c->L.nw > 0 && c->L.w[0].compact);
-    wino_gemm *m = c->W.state >= 0 ? wino_gemm_for(c, tc) : NULL;
+    int transient = c->W.state == 0 && (!keep || (c->L.nw > 0 && c->L.w[0].compact));
+    long cb = transient ? wino_block_channels(c->cin, cout) : cout, last = cout - (cout - 1) / cb * cb;
+    long per_tile = 36L * (c->cin + cb) * (long)sizeof(float);
+    long cap = WINO_SCRATCH / per_tile < 32 ? 32 : WINO_SCRATCH / per_tile;
+    if (g_wino_chunk > 0) cap = g_wino_chunk;
+    long chunks = (tiles + cap - 1) / cap, tc = (tiles + chunks - 1) / chunks;
+    wino_gemm *m = c->W.state >= 0 ? wino_gemm_for(c, tc, cb) : NULL, *m_last = m;
+    if (m && last != cb) m_last = wino_gemm_for(c, tc, last);
+    if (!m_last) m = NULL;
     if (!m && c->W.state == 0) c->W.state = -1;
+    float *g = NULL;  // transient: hwio weights, transformed block by block below
     if (m && c->W.state == 0 && !transient) {  // switch for good
-        float *built = dd_alloc_large(ub);
-        if (built && wino_transform(c, built) == 0) {
+        size_t ub = (size_t)36 * c->cin * cout * sizeof(float);
+        float *built = dd_alloc_large(ub), *hwio = built ? wino_hwio(c) : NULL;
+        if (hwio) {
+            dd_wino_weights(hwio, cout, built, c->cin, cout);
             c->W.u = built;
             c->W.state = 1;
             if (c->direct_busy == 0) drop_direct_weights(&c->L);  // else kept: another thread runs them
@@ -816,34 +836,42 @@ static int wino_forward(dd_conv *c, int n, int h, int w, const float *src, int u
             c->W.state = -1;
             m = NULL;
         }
-    } else if (m && c->W.state == 0) {  // transient: built for this call only
-        own_u = scratch(SCRATCH_WINO_U, ub);
-        if (!own_u || wino_transform(c, own_u) != 0) {
-            own_u = NULL;
-            m = NULL;
-        }
+    } else if (m && transient && !(g = wino_hwio(c))) {
+        m = NULL;
     }
-    u = c->W.state > 0 ? c->W.u : own_u;
-    dnnl_primitive_t prim = m ? m->prim : NULL;
-    cmd_t mds[3] = {m ? m->src : NULL, m ? m->wei : NULL, m ? m->dst : NULL};
     int gone = c->W.state > 0;
     pthread_mutex_unlock(&c->L.lock);
-    if (!prim || !u) {
+    if (!m) {
         if (!gone) return 1;
         if (err && errlen > 0) snprintf(err, errlen, "oneDNN Winograd GEMM %d->%d for %ld tiles: no implementation", c->cin, c->cout, tc);
         return -1;
     }
-    size_t vb = (size_t)36 * tc * c->cin * sizeof(float), mb = (size_t)36 * tc * c->cout * sizeof(float);
-    float *vbuf = scratch(SCRATCH_WINO_V, vb), *mbuf = scratch(SCRATCH_WINO_M, mb);
+    float *vbuf = scratch(SCRATCH_WINO_V, (size_t)36 * tc * c->cin * sizeof(float));
+    float *mbuf = scratch(SCRATCH_WINO_M, (size_t)36 * tc * cb * sizeof(float));
     // Emulated bf16 rounds the inputs, as the direct path does, inside the input transform.
     int flags = (up ? DD_WINO_UP : 0) | (emulated(c->dt) ? DD_WINO_BF16 : 0);
     dnnl_status_t st = vbuf && mbuf ? dnnl_success : dnnl_out_of_memory;
     int ids[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
-    for (long t0 = 0; t0 < tiles && st == dnnl_success; t0 += tc) {
-        dd_wino_input(src, flags, vbuf, n, h, w, c->cin, t0, tc);
-        void *ptrs[3] = {vbuf, u, mbuf};
-        st = execute(prim, 3, ids, mds, ptrs);
-        if (st == dnnl_success) dd_wino_output(mbuf, dst, c->L.bias, residual, act, n, h, w, c->cout, t0, tc);
+    for (long co = 0; co < cout && st == dnnl_success; co += cb) {
+        long nc = cout - co < cb ? cout - co : cb;
+        wino_gemm *mm = nc == cb ? m : m_last;
+        float *u = c->W.u;
+        if (g) {
+            if (!(u = scratch(SCRATCH_WINO_U, (size_t)36 * c->cin * nc * sizeof(float)))) {
+                st = dnnl_out_of_memory;
+                break;
+            }
+            dd_wino_weights(g + co, cout, u, c->cin, nc);
+        }
+        for (long t0 = 0; t0 < tiles && st == dnnl_success; t0 += tc) {
+            if (co == 0 || chunks > 1) dd_wino_input(src, flags, vbuf, n, h, w, c->cin, t0, tc);
+            cmd_t mds[3] = {mm->src, mm->wei, mm->dst};
+            void *ptrs[3] = {vbuf, u, mbuf};
+            st = execute(mm->prim, 3, ids, mds, ptrs);
+            if (st == dnnl_success)
+                dd_wino_output(mbuf, dst + co, c->L.bias ? c->L.bias + co : NULL, residual ? residual + co : NULL, act, n, h, w,
+                               nc, cout, t0, tc);
+        }
     }
     if (st != dnnl_success) {
         if (err && errlen > 0) snprintf(err, errlen, "oneDNN Winograd GEMM failed (status %d)", (int)st);

@@ -24,10 +24,12 @@ void dd_convert_rows_bf16(const float *x, long ldx, uint16_t *y, long ldy, long 
 // input values are rounded to bf16 as they are read.
 enum { DD_WINO_UP = 1, DD_WINO_BF16 = 2 };
 void dd_wino_input(const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc);
-// y = act(A^T m A + bias) + residual over the same tiles (residual may be NULL or equal y).
+// y = act(A^T m A + bias) + residual over the same tiles (residual may be NULL or equal y), for
+// the c channels of buf; y and residual have ldy channels per pixel (c of them written).
 void dd_wino_output(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w,
-                    long c, long t0, long tc);
-// Winograd F(4x4, 3x3) weights [36][cin][cout] from 3x3 filters in hwio layout (cout a multiple of 16).
-void dd_wino_weights(const float *hwio, float *u, long cin, long cout);
+                    long c, long ldy, long t0, long tc);
+// Winograd F(4x4, 3x3) weights [36][cin][cout] from 3x3 filters in hwio layout with ldg output
+// channels per row (cout, a multiple of 16, of them used: a block of a wider layer).
+void dd_wino_weights(const float *hwio, long ldg, float *u, long cin, long cout);
 // Frees the kernel scratch buffers no call holds (dnnl.c); dd_pool_trim calls it.
 void dd_release_scratch(void);

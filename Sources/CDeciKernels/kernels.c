@@ -106,11 +106,11 @@ void dd_wino_input(const float *x, int flags, float *buf, long n, long h, long w
     DD_ISA_CALL(dd_wino_input, x, flags, buf, n, h, w, c, t0, tc);
 }
 
-DD_ISA_DECLARE(dd_wino_output, const float *, float *, const float *, const float *, int, long, long, long, long, long, long);
+DD_ISA_DECLARE(dd_wino_output, const float *, float *, const float *, const float *, int, long, long, long, long, long, long, long);
 void dd_wino_output(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w,
-                    long c, long t0, long tc) {
-    DD_ISA_CALL(dd_wino_output, buf, y, bias, residual, act, n, h, w, c, t0, tc);
+                    long c, long ldy, long t0, long tc) {
+    DD_ISA_CALL(dd_wino_output, buf, y, bias, residual, act, n, h, w, c, ldy, t0, tc);
 }
 
-DD_ISA_DECLARE(dd_wino_weights, const float *, float *, long, long);
-void dd_wino_weights(const float *hwio, float *u, long cin, long cout) { DD_ISA_CALL(dd_wino_weights, hwio, u, cin, cout); }
+DD_ISA_DECLARE(dd_wino_weights, const float *, long, float *, long, long);
+void dd_wino_weights(const float *hwio, long ldg, float *u, long cin, long cout) { DD_ISA_CALL(dd_wino_weights, hwio, ldg, u, cin, cout); }

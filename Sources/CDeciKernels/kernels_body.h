@@ -505,7 +505,7 @@ DD_INLINE void wino_at(const v16f m[6], v16f s[4]) {
 typedef struct {
     const float *x, *bias, *res;
     float *buf, *y;
-    long h, w, c, tiles_x, tiles_per_image, total, t0, tc;
+    long h, w, c, ldy, tiles_x, tiles_per_image, total, t0, tc;  // ldy: channel stride of y and res
     int act, up;  // up: x is the (h/2, w/2) map that nearest 2x upsampling turns into the input
     int round;    // round input values to bf16 as they are read (emulated bf16)
 } wino_ctx;
@@ -558,7 +558,7 @@ static void wino_out_range(void *p, long b, long e) {
         long img = g / q->tiles_per_image, r = g % q->tiles_per_image;
         long y0 = (r / q->tiles_x) * 4, x0 = (r % q->tiles_x) * 4;
         long ny = q->h - y0 < 4 ? q->h - y0 : 4, nx = q->w - x0 < 4 ? q->w - x0 : 4;
-        long off = (img * q->h * q->w + y0 * q->w + x0) * C;
+        long LD = q->ldy, off = (img * q->h * q->w + y0 * q->w + x0) * LD;
         for (long ch = 0; ch < C; ch += 16) {
             v16f cols[4][6];
             for (int j = 0; j < 6; j++) {
@@ -572,7 +572,7 @@ static void wino_out_range(void *p, long b, long e) {
                 v16f o[4];
                 wino_at(cols[i], o);
                 for (int j = 0; j < nx; j++) {
-                    long at = off + (i * q->w + j) * C + ch;
+                    long at = off + (i * q->w + j) * LD + ch;
                     v16f v = vact(o[j] + bias, q->act);
                     if (q->res) v += vload(q->res + at);
                     vstore(q->y + at, v);
@@ -584,21 +584,21 @@ static void wino_out_range(void *p, long b, long e) {
 
 void KFN(dd_wino_input)(const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc) {
     long tx = (w + 3) / 4, ty = (h + 3) / 4;
-    wino_ctx q = {x, NULL, NULL, buf, NULL, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, 0, (flags & DD_WINO_UP) != 0,
+    wino_ctx q = {x, NULL, NULL, buf, NULL, h, w, c, c, tx, tx * ty, n * tx * ty, t0, tc, 0, (flags & DD_WINO_UP) != 0,
                   (flags & DD_WINO_BF16) != 0};
     dd_parallel_for(tc, 4, wino_in_range, &q);
 }
 
 void KFN(dd_wino_output)(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h,
-                         long w, long c, long t0, long tc) {
+                         long w, long c, long ldy, long t0, long tc) {
     long tx = (w + 3) / 4, ty = (h + 3) / 4;
-    wino_ctx q = {NULL, bias, residual, (float *)buf, y, h, w, c, tx, tx * ty, n * tx * ty, t0, tc, act, 0, 0};
+    wino_ctx q = {NULL, bias, residual, (float *)buf, y, h, w, c, ldy, tx, tx * ty, n * tx * ty, t0, tc, act, 0, 0};
     dd_parallel_for(tc, 4, wino_out_range, &q);
 }
 
 // Winograd weights: U[6i+j][ci][co] = (G g G^T)[i][j] for each filter g = w[co][ci], read from the
 // hwio layout ([3a+b][ci][co]) so that 16 output channels transform at once.
-typedef struct { const float *g; float *u; long cin, cout; } wino_w_ctx;
+typedef struct { const float *g; float *u; long cin, cout, ldg; } wino_w_ctx;
 
 static void wino_w_range(void *p, long b, long e) {
     static const float G[6][3] = {{1.0f / 4, 0, 0},
@@ -608,11 +608,11 @@ static void wino_w_range(void *p, long b, long e) {
                                   {1.0f / 24, -1.0f / 12, 1.0f / 6},
                                   {0, 0, 1}};
     wino_w_ctx *q = p;
-    long CI = q->cin, CO = q->cout;
+    long CI = q->cin, CO = q->cout, LDG = q->ldg;
     for (long ci = b; ci < e; ci++)
         for (long co = 0; co < CO; co += 16) {
             v16f g[9], t[6][3];
-            for (int k = 0; k < 9; k++) g[k] = vload(q->g + (k * CI + ci) * CO + co);
+            for (int k = 0; k < 9; k++) g[k] = vload(q->g + (k * CI + ci) * LDG + co);
             for (int i = 0; i < 6; i++)
                 for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
             for (int i = 0; i < 6; i++)
@@ -621,7 +621,7 @@ static void wino_w_range(void *p, long b, long e) {
         }
 }
 
-void KFN(dd_wino_weights)(const float *hwio, float *u, long cin, long cout) {
-    wino_w_ctx q = {hwio, u, cin, cout};
+void KFN(dd_wino_weights)(const float *hwio, long ldg, float *u, long cin, long cout) {
+    wino_w_ctx q = {hwio, u, cin, cout, ldg};
     dd_parallel_for(cin, 4, wino_w_range, &q);
 }

@@ -111,15 +111,18 @@ struct LayerTests {
 
     /// Winograd against direct convolution on wider layers, in chunks of tiles that do not divide
     /// the tile count (the last chunk carries padding tiles), with weights kept (the direct ones
-    /// dropped) or rebuilt for each call.
+    /// dropped) or rebuilt for each call, whole or in blocks of 32 output channels (the last one
+    /// smaller; with one chunk the blocks share its input transform).
     /// In bf16 both paths round the inputs and weights alike, so only Winograd's float32 rounding
     /// separates them (where bf16 is emulated; native bf16 stays direct: identical).
     @Test(arguments: [(2, 13, 10, 64, 80, 5), (1, 20, 17, 128, 64, 7), (2, 8, 8, 96, 96, 0)], [true, false])
     func winogradMatchesDirect(_ c: (Int, Int, Int, Int, Int, Int), keep: Bool) throws {
-        for precision in Precision.allCases { try winogradMatchesDirect(c, keep: keep, precision: precision) }
+        for precision in Precision.allCases {
+            for block in keep ? [0] : [0, 32] { try winogradMatchesDirect(c, keep: keep, block: block, precision: precision) }
+        }
     }
 
-    private func winogradMatchesDirect(_ c: (Int, Int, Int, Int, Int, Int), keep: Bool, precision: Precision) throws {
+    private func winogradMatchesDirect(_ c: (Int, Int, Int, Int, Int, Int), keep: Bool, block: Int, precision: Precision) throws {
         let (n, h, w, cin, cout, chunk) = c
         var g = SplitMix(seed: UInt64(cin * 1000 + cout))
         let weight = (0..<(cout * cin * 9)).map { _ in g.uniform() * 0.1 }
@@ -134,13 +137,17 @@ struct LayerTests {
         wino.keepsWinogradWeights = keep
         wino.algorithm = .winograd
         dd_set_winograd_chunk(chunk)
-        defer { dd_set_winograd_chunk(0) }
+        dd_set_winograd_weight_block(36 * cin * 4 * block)
+        defer {
+            dd_set_winograd_chunk(0)
+            dd_set_winograd_weight_block(0)
+        }
         let runsWinograd = precision == .f32 || dd_bf16_native() == 0
         for act in [Activation.none, .silu] {
             let want = direct(x, activation: act, residual: residual).toArray()
             let r = compare(wino(x, activation: act, residual: residual).toArray(), want)
             #expect(r.within(relative: Tolerance.winograd) && (r.maxAbsDiff > 0) == runsWinograd,
-                    "\(c) keep \(keep) \(precision) \(act): \(r)")
+                    "\(c) keep \(keep) block \(block) \(precision) \(act): \(r)")
         }
     }
 

@@ -74,6 +74,9 @@ void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int keep);
 /// Forces the Winograd path's tiles per chunk on the calling thread (0 = automatic: ~16 MB of
 /// transformed tiles). For tests.
 void dd_set_winograd_chunk(long tiles);
+/// Forces the largest block of transformed weights a per-call (not kept) Winograd layer builds at
+/// once, in bytes, on the calling thread (0 = automatic: 48 MB). For tests.
+void dd_set_winograd_weight_block(long bytes);
 /// Makes every AUTO convolution run by the calling thread use Winograd whenever the geometry allows
 /// (1) or restores the size rule (0). For tests of whole models on small shapes.
 void dd_set_winograd_forced(int forced);
