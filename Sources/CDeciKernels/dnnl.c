@@ -570,7 +570,7 @@ typedef struct {
 typedef struct {
     int state;  // 0 direct weights only, 1 transformed weights replaced them, -1 Winograd unavailable
     float *u;   // transformed weights [36][cin][cout] (state 1)
-    wino_gemm **gemm;  // one per chunk height; individually allocated, never moved or dropped
+    wino_gemm **gemm;  // one per (chunk height, output channels); individually allocated, never moved or dropped
     int ngemm, cap;
 } wino;
 
@@ -684,10 +684,11 @@ static int conv_edges(dd_conv *c, variant *v, int n, int h, int w, int oh, int o
 // (kernels_body.h). Measured 2.5-3.5x faster than oneDNN's direct kernels at 32-512 px here.
 // The price: transformed weights take 4x the memory of the direct ones (36 vs 9 values per
 // filter), and rounding grows a few times (tested against direct convolution and PyTorch).
-// A layer switches on its first large call: the transformed weights replace the direct ones and
-// serve every later call whatever its size. A layer marked transient (run once per image, like
-// the VAE's) rebuilds them for each call instead and keeps its direct weights.
-// DECI_WINOGRAD=0 turns the automatic choice off; DECI_WINOGRAD_MIN_TILES sets its tile count.
+// By default a large call rebuilds the transformed weights from the direct ones into scratch
+// (measured as fast as keeping them: the build is small next to the GEMMs). A layer set to keep
+// them switches on its first large call: they replace the direct weights and serve every later
+// call whatever its size. DECI_WINOGRAD=0 turns the automatic choice off, DECI_WINOGRAD_MIN_TILES
+// sets its tile count, DECI_WINOGRAD_KEEP=0/1 overrides every layer's keep setting.
 #define WINO_SCRATCH (16L << 20)  // transformed input + output per chunk of tiles: stays in L3
 
 static int g_wino_enabled = -1;

@@ -49,7 +49,6 @@ public final class Downsample2D: @unchecked Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
-
 }
 
 /// diffusers `Upsample2D` with a conv: nearest 2x, then 3x3.
@@ -61,7 +60,6 @@ public final class Upsample2D: @unchecked Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { conv(upsampling2x: x) }
-
 }
 
 /// diffusers `Attention` (to_q, to_k, to_v, to_out.0) for self- or cross-attention over `[n, t, c]`.

@@ -43,8 +43,8 @@ public enum ConvAlgorithm: Sendable {
     case auto
     /// Always direct convolution (oneDNN).
     case direct
-    /// Winograd whenever the geometry allows it: 2.5-3.5x fewer seconds on large inputs, ~4x the
-    /// weight memory, rounding a few times that of direct convolution.
+    /// Winograd whenever the geometry allows it: 2.5-3.5x fewer seconds on large inputs, rounding a
+    /// few times that of direct convolution (its weights: see `Conv2d.keepsWinogradWeights`).
     case winograd
 
     var kernel: dd_conv_algorithm {

@@ -64,8 +64,8 @@ void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow);
 /// Winograd path reads src directly, so the 4x larger upsampled map is never built.
 int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen);
 /// How a 3x3, stride-1, pad-1 float32 convolution with channel counts that are multiples of 16
-/// runs: AUTO picks Winograd F(4x4, 3x3) from the first large input on (>= 64 channels, >= 128
-/// output tiles of 4x4 by default), DIRECT never uses it, WINOGRAD whenever the geometry allows.
+/// runs: AUTO picks Winograd F(4x4, 3x3) for large inputs (>= 64 channels, >= 128 output tiles of
+/// 4x4 by default), DIRECT never uses it, WINOGRAD whenever the geometry allows.
 /// Other convolutions always run direct. Winograd's transformed weights (4x the direct ones) are
 /// rebuilt for each call from the direct weights (measured no slower than keeping them); with
 /// `keep` set they replace the direct weights for good instead. Set before first use.
