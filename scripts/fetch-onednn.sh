@@ -52,5 +52,5 @@ mkdir -p .deps
 rm -rf "$dest"
 mv "$stage" "$dest"
 # Objects compiled against another oneDNN's headers must be rebuilt.
-touch Sources/CDeciKernels/dnnl.c
+touch Sources/CDeciKernels/*.c
 echo "oneDNN: $version installed in $dest" >&2

@@ -53,6 +53,20 @@ const char *dd_kernel_isa_name(void) {
 #define DD_ISA_DECLARE(fn, ...) void fn##_generic(__VA_ARGS__)
 #endif
 
+// ---- normalisation (kernels_norm.h) -------------------------------------------------------------
+DD_ISA_DECLARE(dd_softmax_rows, const float *, long, void *, long, int, long, long, float, long, long);
+void dd_softmax_rows(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale, long causal0, long per_head) { DD_ISA_CALL(dd_softmax_rows, x, ldx, y, ldy, y_bf16, rows, c, scale, causal0, per_head); }
+
+DD_ISA_DECLARE(dd_softmax, const float *, float *, long, long, float);
+void dd_softmax(const float *x, float *y, long rows, long c, float scale) { DD_ISA_CALL(dd_softmax, x, y, rows, c, scale); }
+
+DD_ISA_DECLARE(dd_layer_norm, const float *, float *, long, long, float, const float *, const float *);
+void dd_layer_norm(const float *x, float *y, long rows, long c, float eps, const float *gamma, const float *beta) { DD_ISA_CALL(dd_layer_norm, x, y, rows, c, eps, gamma, beta); }
+
+DD_ISA_DECLARE(dd_group_norm, const float *, float *, long, long, long, long, float, const float *, const float *, const float *, int);
+void dd_group_norm(const float *x, float *y, long n, long hw, long c, long groups, float eps, const float *gamma, const float *beta, const float *pre_bias, int silu) { DD_ISA_CALL(dd_group_norm, x, y, n, hw, c, groups, eps, gamma, beta, pre_bias, silu); }
+
+// ---- element-wise and layout (kernels_eltwise.h) ------------------------------------------------
 DD_ISA_DECLARE(dd_activation_inplace, float *, long, dd_activation);
 void dd_activation_inplace(float *x, long count, dd_activation act) { DD_ISA_CALL(dd_activation_inplace, x, count, act); }
 
@@ -74,8 +88,12 @@ void dd_nchw_to_nhwc(const float *x, float *y, long n, long c, long hw) { DD_ISA
 DD_ISA_DECLARE(dd_nhwc_to_nchw, const float *, float *, long, long, long);
 void dd_nhwc_to_nchw(const float *x, float *y, long n, long hw, long c) { DD_ISA_CALL(dd_nhwc_to_nchw, x, y, n, hw, c); }
 
+// ---- conversions (kernels_convert.h) ------------------------------------------------------------
 DD_ISA_DECLARE(dd_convert_rows_bf16, const float *, long, uint16_t *, long, long, long);
 void dd_convert_rows_bf16(const float *x, long ldx, uint16_t *y, long ldy, long rows, long c) { DD_ISA_CALL(dd_convert_rows_bf16, x, ldx, y, ldy, rows, c); }
+
+DD_ISA_DECLARE(dd_round_rows_bf16, const float *, long, float *, long, long, long);
+void dd_round_rows_bf16(const float *x, long ldx, float *y, long ldy, long rows, long c) { DD_ISA_CALL(dd_round_rows_bf16, x, ldx, y, ldy, rows, c); }
 
 DD_ISA_DECLARE(dd_f32_to_bf16, const float *, uint16_t *, long);
 void dd_f32_to_bf16(const float *x, uint16_t *y, long count) { DD_ISA_CALL(dd_f32_to_bf16, x, y, count); }
@@ -83,24 +101,10 @@ void dd_f32_to_bf16(const float *x, uint16_t *y, long count) { DD_ISA_CALL(dd_f3
 DD_ISA_DECLARE(dd_bf16_to_f32, const uint16_t *, float *, long);
 void dd_bf16_to_f32(const uint16_t *x, float *y, long count) { DD_ISA_CALL(dd_bf16_to_f32, x, y, count); }
 
-DD_ISA_DECLARE(dd_softmax_rows, const float *, long, void *, long, int, long, long, float, long, long);
-void dd_softmax_rows(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale, long causal0, long per_head) { DD_ISA_CALL(dd_softmax_rows, x, ldx, y, ldy, y_bf16, rows, c, scale, causal0, per_head); }
-
-DD_ISA_DECLARE(dd_softmax, const float *, float *, long, long, float);
-void dd_softmax(const float *x, float *y, long rows, long c, float scale) { DD_ISA_CALL(dd_softmax, x, y, rows, c, scale); }
-
-DD_ISA_DECLARE(dd_layer_norm, const float *, float *, long, long, float, const float *, const float *);
-void dd_layer_norm(const float *x, float *y, long rows, long c, float eps, const float *gamma, const float *beta) { DD_ISA_CALL(dd_layer_norm, x, y, rows, c, eps, gamma, beta); }
-
-DD_ISA_DECLARE(dd_group_norm, const float *, float *, long, long, long, long, float, const float *, const float *, const float *, int);
-void dd_group_norm(const float *x, float *y, long n, long hw, long c, long groups, float eps, const float *gamma, const float *beta, const float *pre_bias, int silu) { DD_ISA_CALL(dd_group_norm, x, y, n, hw, c, groups, eps, gamma, beta, pre_bias, silu); }
-
-DD_ISA_DECLARE(dd_round_rows_bf16, const float *, long, float *, long, long, long);
-void dd_round_rows_bf16(const float *x, long ldx, float *y, long ldy, long rows, long c) { DD_ISA_CALL(dd_round_rows_bf16, x, ldx, y, ldy, rows, c); }
-
 DD_ISA_DECLARE(dd_f16_to_f32, const uint16_t *, float *, long);
 void dd_f16_to_f32(const uint16_t *x, float *y, long count) { DD_ISA_CALL(dd_f16_to_f32, x, y, count); }
 
+// ---- Winograd transforms (kernels_winograd.h) ---------------------------------------------------
 DD_ISA_DECLARE(dd_wino_input, const float *, int, float *, long, long, long, long, long, long);
 void dd_wino_input(const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc) {
     DD_ISA_CALL(dd_wino_input, x, flags, buf, n, h, w, c, t0, tc);

@@ -1,10 +1,23 @@
 // The engine's CPU kernel ABI. Everything above this header (the Swift op layer) sees only these
 // functions; oneDNN, OpenMP and instruction-set dispatch stay behind it, so a oneDNN 3.x or a GPU
-// backend changes the shim, not the models.
+// backend changes the shim, not the models. Test-only overrides: ddkernels_testing.h.
 //
 // Conventions: activations are float32, channels-last (NHWC; sequences are [B, T, C]). "bf16"
 // compute means matmul/conv inputs rounded to bfloat16 with float32 accumulation and float32
 // outputs. Functions that can fail return 0 on success and write a message into err.
+//
+// Sections follow the shim's files by family, each section naming its file:
+//   runtime.c         threads, buffer pool, parallel for
+//   dnnl_engine.c     oneDNN engine, execution, bf16 mode (over dnnl_compat.h: oneDNN 2.x / 3.x)
+//   scratch.c         per-call scratch buffers (no ABI; the oneDNN side's internals: dnnl_internal.h)
+//   packed_weights.c  weights packed for oneDNN and per-shape primitives (no ABI)
+//   conv.c            convolution
+//   winograd.c        Winograd F(4x4, 3x3) convolution (tile transforms: kernels_winograd.h)
+//   matmul.c          linear layers
+//   attention.c       attention
+//   kernels.c         dispatch of the vectorised kernels to the best instruction set; their bodies
+//                     (kernels_norm.h, kernels_eltwise.h, kernels_convert.h, kernels_winograd.h)
+//                     are compiled per instruction set by kernels_{avx512,avx2,generic}.c
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -23,15 +36,10 @@ typedef enum {
     DD_ACT_QUICK_GELU = 4,
 } dd_activation;
 
-// ---- runtime -----------------------------------------------------------------------------------
+// ---- runtime (runtime.c) -----------------------------------------------------------------------
 /// Threads used by every kernel and by oneDNN (one shared OpenMP pool). 0 = all cores.
 void dd_set_num_threads(int n);
 int dd_num_threads(void);
-/// 1 when oneDNN has native bf16 kernels here; 0 when the bf16 path is emulated in float32
-/// (same rounding of inputs and weights, float32 speed).
-int dd_bf16_native(void);
-/// Human-readable description of the backend (oneDNN version, ISA, threads).
-const char *dd_backend_info(void);
 
 /// 64-byte aligned buffers from a size-bucketed pool, so the step loop does not page-fault
 /// fresh memory for every activation.
@@ -47,7 +55,14 @@ typedef void (*dd_range_fn)(void *ctx, long begin, long end);
 /// Splits [0, n) into contiguous ranges over the shared thread pool; serial when n < grain.
 void dd_parallel_for(long n, long grain, dd_range_fn fn, void *ctx);
 
-// ---- convolution (oneDNN) ----------------------------------------------------------------------
+// ---- oneDNN engine (dnnl_engine.c) -------------------------------------------------------------
+/// 1 when oneDNN has native bf16 kernels here; 0 when the bf16 path is emulated in float32
+/// (same rounding of inputs and weights, float32 speed).
+int dd_bf16_native(void);
+/// Human-readable description of the backend (oneDNN version, ISA, threads).
+const char *dd_backend_info(void);
+
+// ---- convolution (conv.c) ----------------------------------------------------------------------
 typedef struct dd_conv dd_conv;
 /// weight in PyTorch layout [cout, cin, kh, kw] float32; bias may be NULL. Padding is given per
 /// side (top, left, bottom, right): the VAE encoder pads only bottom/right before a stride-2 conv.
@@ -63,6 +78,8 @@ void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow);
 /// dst = conv(nearest 2x upsampling of src) for src [n, h, w, cin] (diffusers' Upsample2D). The
 /// Winograd path reads src directly, so the 4x larger upsampled map is never built.
 int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen);
+
+// ---- Winograd (winograd.c) ---------------------------------------------------------------------
 /// How a 3x3, stride-1, pad-1 float32 convolution with channel counts that are multiples of 16
 /// runs: AUTO picks Winograd F(4x4, 3x3) for large inputs (>= 64 channels, >= 128 output tiles of
 /// 4x4 by default), DIRECT never uses it, WINOGRAD whenever the geometry allows.
@@ -71,17 +88,8 @@ int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src,
 /// `keep` set they replace the direct weights for good instead. Set before first use.
 typedef enum { DD_CONV_AUTO = 0, DD_CONV_DIRECT = 1, DD_CONV_WINOGRAD = 2 } dd_conv_algorithm;
 void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int keep);
-/// Forces the Winograd path's tiles per chunk on the calling thread (0 = automatic: ~16 MB of
-/// transformed tiles). For tests.
-void dd_set_winograd_chunk(long tiles);
-/// Forces the largest block of transformed weights a per-call (not kept) Winograd layer builds at
-/// once, in bytes, on the calling thread (0 = automatic: 48 MB). For tests.
-void dd_set_winograd_weight_block(long bytes);
-/// Makes every AUTO convolution run by the calling thread use Winograd whenever the geometry allows
-/// (1) or restores the size rule (0). For tests of whole models on small shapes.
-void dd_set_winograd_forced(int forced);
 
-// ---- linear / matmul (oneDNN) -----------------------------------------------------------------
+// ---- linear / matmul (matmul.c) ----------------------------------------------------------------
 typedef struct dd_linear dd_linear;
 /// weight in PyTorch layout [out, in]; bias may be NULL.
 dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, const float *weight,
@@ -92,7 +100,7 @@ void dd_linear_destroy(dd_linear *l);
 int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float *dst,
                       const float *residual, dd_activation act, char *err, int errlen);
 
-// ---- attention ---------------------------------------------------------------------------------
+// ---- attention (attention.c) -------------------------------------------------------------------
 /// Multi-head scaled-dot-product attention over channels-last rows. For batch b and head h:
 ///   out[b, i, h*d:(h+1)*d] = softmax(scale * q_i . k_j) v_j
 /// q/k/v/out rows are strided (ld in floats), head h occupies columns [h*d, (h+1)*d). With causal
@@ -101,11 +109,8 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
 int dd_attention(int batch, long nq, long nk, int heads, int head_dim, const float *q, long q_ld,
                  const float *k, long k_ld, const float *v, long v_ld, float *out, long out_ld,
                  float scale, int causal, dd_dtype dtype, char *err, int errlen);
-/// Forces the query-tile height on the calling thread (0 = automatic: at most 1024 rows and 64 MB
-/// of scores). For tests.
-void dd_set_attention_tile(long rows);
 
-// ---- normalisation -----------------------------------------------------------------------------
+// ---- normalisation (kernels.c, bodies in kernels_norm.h) ---------------------------------------
 /// GroupNorm over NHWC x[n, hw, c] with `groups` groups, per-channel affine (gamma/beta may be NULL),
 /// optional per-(n, c) bias added to x before normalising (the resnet's time embedding), optional
 /// fused SiLU. y may equal x.
@@ -117,7 +122,7 @@ void dd_layer_norm(const float *x, float *y, long rows, long c, float eps, const
 /// Row-wise softmax of scale * x over x[rows, c]. y may equal x.
 void dd_softmax(const float *x, float *y, long rows, long c, float scale);
 
-// ---- element-wise ------------------------------------------------------------------------------
+// ---- element-wise and layout (kernels.c, bodies in kernels_eltwise.h) --------------------------
 void dd_activation_inplace(float *x, long count, dd_activation act);
 /// y = x + b (b == y allowed). With bias_c > 0, b is a per-channel vector of length bias_c.
 void dd_add(const float *x, const float *b, float *y, long count, long bias_c);
@@ -130,6 +135,8 @@ void dd_concat_channels(const float *a, long ca, const float *b, long cb, float 
 /// Copies a [n, c, hw] block into [n, hw, c] (NCHW -> NHWC) and back.
 void dd_nchw_to_nhwc(const float *x, float *y, long n, long c, long hw);
 void dd_nhwc_to_nchw(const float *x, float *y, long n, long hw, long c);
+
+// ---- conversions (kernels.c, bodies in kernels_convert.h) --------------------------------------
 /// Round-to-nearest-even float32 -> bfloat16 bits, and back.
 void dd_f32_to_bf16(const float *x, uint16_t *y, long count);
 void dd_bf16_to_f32(const uint16_t *x, float *y, long count);
