@@ -22,6 +22,10 @@ public enum Backend {
     /// oneDNN version, instruction set and thread count.
     public static var info: String { String(cString: dd_backend_info()) }
 
+    /// Whether oneDNN has native bf16 kernels on this CPU; without them `.bf16` is emulated in
+    /// float32 with the same rounding of inputs and weights.
+    public static var hasNativeBF16: Bool { dd_bf16_native() != 0 }
+
     /// Returns cached activation buffers to the system (e.g. between pipeline stages).
     public static func trimMemory() { dd_pool_trim() }
 
@@ -77,9 +81,12 @@ public struct KernelError: Error, CustomStringConvertible {
     public init(_ message: String) { description = message }
 }
 
+/// Runs a shim call that reports failures into a C string buffer; returns its result and message.
 func withErrorBuffer<T>(_ body: (UnsafeMutablePointer<CChar>, Int32) -> T) -> (T, String) {
-    var buf = [CChar](repeating: 0, count: 512)
-    let r = buf.withUnsafeMutableBufferPointer { body($0.baseAddress!, Int32($0.count)) }
-    let msg = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    return (r, msg)
+    let count = 512
+    let buf = UnsafeMutablePointer<CChar>.allocate(capacity: count)
+    buf.initialize(repeating: 0, count: count)
+    defer { buf.deallocate() }
+    let r = body(buf, Int32(count))
+    return (r, String(cString: buf))
 }

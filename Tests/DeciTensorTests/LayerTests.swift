@@ -1,5 +1,4 @@
 import DeciTensor
-import CDeciKernels
 import Foundation
 import Synchronization
 import Testing
@@ -68,7 +67,7 @@ struct LayerTests {
 
     /// Emulated bf16 keeps weights as bf16 halves and widens them per call: the result must be
     /// bit-identical to float32 layers fed the bf16-rounded weights and inputs.
-    @Test(.enabled(if: dd_bf16_native() == 0))
+    @Test(.enabled(if: !Backend.hasNativeBF16))
     func emulatedBF16IsFloat32OnRoundedValues() throws {
         var g = SplitMix(seed: 5)
         let (cin, cout) = (48, 32)
@@ -136,18 +135,16 @@ struct LayerTests {
                               precision: precision)
         wino.keepsWinogradWeights = keep
         wino.algorithm = .winograd
-        dd_set_winograd_chunk(chunk)
-        dd_set_winograd_weight_block(36 * cin * 4 * block)
-        defer {
-            dd_set_winograd_chunk(0)
-            dd_set_winograd_weight_block(0)
-        }
-        let runsWinograd = precision == .f32 || dd_bf16_native() == 0
-        for act in [Activation.none, .silu] {
-            let want = direct(x, activation: act, residual: residual).toArray()
-            let r = compare(wino(x, activation: act, residual: residual).toArray(), want)
-            #expect(r.within(relative: Tolerance.winograd) && (r.maxAbsDiff > 0) == runsWinograd,
-                    "\(c) keep \(keep) block \(block) \(precision) \(act): \(r)")
+        let runsWinograd = precision == .f32 || !Backend.hasNativeBF16
+        KernelOverrides.withWinogradChunk(tiles: chunk) {
+            KernelOverrides.withWinogradWeightBlock(bytes: 36 * cin * 4 * block) {
+                for act in [Activation.none, .silu] {
+                    let want = direct(x, activation: act, residual: residual).toArray()
+                    let r = compare(wino(x, activation: act, residual: residual).toArray(), want)
+                    #expect(r.within(relative: Tolerance.winograd) && (r.maxAbsDiff > 0) == runsWinograd,
+                            "\(c) keep \(keep) block \(block) \(precision) \(act): \(r)")
+                }
+            }
         }
     }
 

@@ -1,4 +1,3 @@
-import CDeciKernels
 import DeciTensor
 import Testing
 import TestSupport
@@ -89,10 +88,10 @@ struct OpsTests {
         let key = precision == .f32 ? "expected" : "expected_bf16"
         // Automatic tiling, and forced small query tiles (with a ragged last tile).
         for tile in [0, 16] {
-            dd_set_attention_tile(tile)
-            defer { dd_set_attention_tile(0) }
-            let y = Ops.attention(q: q.matrix, k: k.matrix, v: v.matrix, batch: batch, heads: heads,
-                                  causal: name.contains("causal"), precision: precision)
+            let y = KernelOverrides.withAttentionTile(rows: tile) {
+                Ops.attention(q: q.matrix, k: k.matrix, v: v.matrix, batch: batch, heads: heads,
+                              causal: name.contains("causal"), precision: precision)
+            }
             let r = compare(y.toArray(), try f.floats(key))
             #expect(r.within(relative: precision == .f32 ? Tolerance.f32 : Tolerance.bf16Attention), "\(name) \(precision) tile \(tile): \(r)")
         }
