@@ -37,84 +37,49 @@ const char *dd_kernel_isa_name(void) {
     return names[kernel_isa()];
 }
 
-// Declares a kernel's three instruction-set copies and defines the dispatching entry point.
+// Declares a kernel's instruction-set copies (fn with the ISA appended, taking `params`) and defines
+// fn itself, forwarding `args` to the copy for the best instruction set the CPU has.
 #if DD_X86
-#define DD_ISA_CALL(fn, ...)                                  \
-    switch (kernel_isa()) {                                   \
-    case ISA_AVX512: fn##_avx512(__VA_ARGS__); return;        \
-    case ISA_AVX2: fn##_avx2(__VA_ARGS__); return;            \
-    default: break;                                           \
-    }                                                         \
-    fn##_generic(__VA_ARGS__)
-#define DD_ISA_DECLARE(fn, ...) \
-    void fn##_generic(__VA_ARGS__); void fn##_avx2(__VA_ARGS__); void fn##_avx512(__VA_ARGS__)
+#define DD_ISA_ENTRY(fn, params, args)              \
+    void fn##_generic params;                       \
+    void fn##_avx2 params;                          \
+    void fn##_avx512 params;                        \
+    void fn params {                                \
+        switch (kernel_isa()) {                     \
+        case ISA_AVX512: fn##_avx512 args; return;  \
+        case ISA_AVX2: fn##_avx2 args; return;      \
+        default: fn##_generic args; return;         \
+        }                                           \
+    }
 #else
-#define DD_ISA_CALL(fn, ...) fn##_generic(__VA_ARGS__)
-#define DD_ISA_DECLARE(fn, ...) void fn##_generic(__VA_ARGS__)
+#define DD_ISA_ENTRY(fn, params, args) \
+    void fn##_generic params;          \
+    void fn params { fn##_generic args; }
 #endif
 
 // ---- normalisation (kernels_norm.h) -------------------------------------------------------------
-DD_ISA_DECLARE(dd_softmax_rows, const float *, long, void *, long, int, long, long, float, long, long);
-void dd_softmax_rows(const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale, long causal0, long per_head) { DD_ISA_CALL(dd_softmax_rows, x, ldx, y, ldy, y_bf16, rows, c, scale, causal0, per_head); }
-
-DD_ISA_DECLARE(dd_softmax, const float *, float *, long, long, float);
-void dd_softmax(const float *x, float *y, long rows, long c, float scale) { DD_ISA_CALL(dd_softmax, x, y, rows, c, scale); }
-
-DD_ISA_DECLARE(dd_layer_norm, const float *, float *, long, long, float, const float *, const float *);
-void dd_layer_norm(const float *x, float *y, long rows, long c, float eps, const float *gamma, const float *beta) { DD_ISA_CALL(dd_layer_norm, x, y, rows, c, eps, gamma, beta); }
-
-DD_ISA_DECLARE(dd_group_norm, const float *, float *, long, long, long, long, float, const float *, const float *, const float *, int);
-void dd_group_norm(const float *x, float *y, long n, long hw, long c, long groups, float eps, const float *gamma, const float *beta, const float *pre_bias, int silu) { DD_ISA_CALL(dd_group_norm, x, y, n, hw, c, groups, eps, gamma, beta, pre_bias, silu); }
+DD_ISA_ENTRY(dd_softmax_rows, (const float *x, long ldx, void *y, long ldy, int y_bf16, long rows, long c, float scale, long causal0, long per_head), (x, ldx, y, ldy, y_bf16, rows, c, scale, causal0, per_head))
+DD_ISA_ENTRY(dd_softmax, (const float *x, float *y, long rows, long c, float scale), (x, y, rows, c, scale))
+DD_ISA_ENTRY(dd_layer_norm, (const float *x, float *y, long rows, long c, float eps, const float *gamma, const float *beta), (x, y, rows, c, eps, gamma, beta))
+DD_ISA_ENTRY(dd_group_norm, (const float *x, float *y, long n, long hw, long c, long groups, float eps, const float *gamma, const float *beta, const float *pre_bias, int silu), (x, y, n, hw, c, groups, eps, gamma, beta, pre_bias, silu))
 
 // ---- element-wise and layout (kernels_eltwise.h) ------------------------------------------------
-DD_ISA_DECLARE(dd_activation_inplace, float *, long, dd_activation);
-void dd_activation_inplace(float *x, long count, dd_activation act) { DD_ISA_CALL(dd_activation_inplace, x, count, act); }
-
-DD_ISA_DECLARE(dd_add, const float *, const float *, float *, long, long);
-void dd_add(const float *x, const float *b, float *y, long count, long bias_c) { DD_ISA_CALL(dd_add, x, b, y, count, bias_c); }
-
-DD_ISA_DECLARE(dd_geglu, const float *, float *, long, long);
-void dd_geglu(const float *x, float *y, long rows, long f) { DD_ISA_CALL(dd_geglu, x, y, rows, f); }
-
-DD_ISA_DECLARE(dd_upsample_nearest2x, const float *, float *, long, long, long, long);
-void dd_upsample_nearest2x(const float *x, float *y, long n, long h, long w, long c) { DD_ISA_CALL(dd_upsample_nearest2x, x, y, n, h, w, c); }
-
-DD_ISA_DECLARE(dd_concat_channels, const float *, long, const float *, long, float *, long);
-void dd_concat_channels(const float *a, long ca, const float *b, long cb, float *y, long rows) { DD_ISA_CALL(dd_concat_channels, a, ca, b, cb, y, rows); }
-
-DD_ISA_DECLARE(dd_nchw_to_nhwc, const float *, float *, long, long, long);
-void dd_nchw_to_nhwc(const float *x, float *y, long n, long c, long hw) { DD_ISA_CALL(dd_nchw_to_nhwc, x, y, n, c, hw); }
-
-DD_ISA_DECLARE(dd_nhwc_to_nchw, const float *, float *, long, long, long);
-void dd_nhwc_to_nchw(const float *x, float *y, long n, long hw, long c) { DD_ISA_CALL(dd_nhwc_to_nchw, x, y, n, hw, c); }
+DD_ISA_ENTRY(dd_activation_inplace, (float *x, long count, dd_activation act), (x, count, act))
+DD_ISA_ENTRY(dd_add, (const float *x, const float *b, float *y, long count, long bias_c), (x, b, y, count, bias_c))
+DD_ISA_ENTRY(dd_geglu, (const float *x, float *y, long rows, long f), (x, y, rows, f))
+DD_ISA_ENTRY(dd_upsample_nearest2x, (const float *x, float *y, long n, long h, long w, long c), (x, y, n, h, w, c))
+DD_ISA_ENTRY(dd_concat_channels, (const float *a, long ca, const float *b, long cb, float *y, long rows), (a, ca, b, cb, y, rows))
+DD_ISA_ENTRY(dd_nchw_to_nhwc, (const float *x, float *y, long n, long c, long hw), (x, y, n, c, hw))
+DD_ISA_ENTRY(dd_nhwc_to_nchw, (const float *x, float *y, long n, long hw, long c), (x, y, n, hw, c))
 
 // ---- conversions (kernels_convert.h) ------------------------------------------------------------
-DD_ISA_DECLARE(dd_convert_rows_bf16, const float *, long, uint16_t *, long, long, long);
-void dd_convert_rows_bf16(const float *x, long ldx, uint16_t *y, long ldy, long rows, long c) { DD_ISA_CALL(dd_convert_rows_bf16, x, ldx, y, ldy, rows, c); }
-
-DD_ISA_DECLARE(dd_round_rows_bf16, const float *, long, float *, long, long, long);
-void dd_round_rows_bf16(const float *x, long ldx, float *y, long ldy, long rows, long c) { DD_ISA_CALL(dd_round_rows_bf16, x, ldx, y, ldy, rows, c); }
-
-DD_ISA_DECLARE(dd_f32_to_bf16, const float *, uint16_t *, long);
-void dd_f32_to_bf16(const float *x, uint16_t *y, long count) { DD_ISA_CALL(dd_f32_to_bf16, x, y, count); }
-
-DD_ISA_DECLARE(dd_bf16_to_f32, const uint16_t *, float *, long);
-void dd_bf16_to_f32(const uint16_t *x, float *y, long count) { DD_ISA_CALL(dd_bf16_to_f32, x, y, count); }
-
-DD_ISA_DECLARE(dd_f16_to_f32, const uint16_t *, float *, long);
-void dd_f16_to_f32(const uint16_t *x, float *y, long count) { DD_ISA_CALL(dd_f16_to_f32, x, y, count); }
+DD_ISA_ENTRY(dd_convert_rows_bf16, (const float *x, long ldx, uint16_t *y, long ldy, long rows, long c), (x, ldx, y, ldy, rows, c))
+DD_ISA_ENTRY(dd_round_rows_bf16, (const float *x, long ldx, float *y, long ldy, long rows, long c), (x, ldx, y, ldy, rows, c))
+DD_ISA_ENTRY(dd_f32_to_bf16, (const float *x, uint16_t *y, long count), (x, y, count))
+DD_ISA_ENTRY(dd_bf16_to_f32, (const uint16_t *x, float *y, long count), (x, y, count))
+DD_ISA_ENTRY(dd_f16_to_f32, (const uint16_t *x, float *y, long count), (x, y, count))
 
 // ---- Winograd transforms (kernels_winograd.h) ---------------------------------------------------
-DD_ISA_DECLARE(dd_wino_input, const float *, int, float *, long, long, long, long, long, long);
-void dd_wino_input(const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc) {
-    DD_ISA_CALL(dd_wino_input, x, flags, buf, n, h, w, c, t0, tc);
-}
-
-DD_ISA_DECLARE(dd_wino_output, const float *, float *, const float *, const float *, int, long, long, long, long, long, long, long);
-void dd_wino_output(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w,
-                    long c, long ldy, long t0, long tc) {
-    DD_ISA_CALL(dd_wino_output, buf, y, bias, residual, act, n, h, w, c, ldy, t0, tc);
-}
-
-DD_ISA_DECLARE(dd_wino_weights, const float *, long, float *, long, long);
-void dd_wino_weights(const float *hwio, long ldg, float *u, long cin, long cout) { DD_ISA_CALL(dd_wino_weights, hwio, ldg, u, cin, cout); }
+DD_ISA_ENTRY(dd_wino_input, (const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc), (x, flags, buf, n, h, w, c, t0, tc))
+DD_ISA_ENTRY(dd_wino_output, (const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w, long c, long ldy, long t0, long tc), (buf, y, bias, residual, act, n, h, w, c, ldy, t0, tc))
+DD_ISA_ENTRY(dd_wino_weights, (const float *hwio, long ldg, float *u, long cin, long cout), (hwio, ldg, u, cin, cout))
