@@ -87,7 +87,14 @@ extension SigmaScheduler {
 
     /// The sigma `addNoise` uses for `timestep`.
     func addNoiseSigma(_ timestep: Float) throws(SchedulerError) -> Float {
-        sigmaSchedule[try index.forAddNoise(timestep, in: timesteps, orLast: missingTimestepIsLast, scheduler: className)]
+        try sigma(at: index.forAddNoise(timestep, in: timesteps, orLast: missingTimestepIsLast, scheduler: className))
+    }
+
+    /// The sigma at index `i`, which a begin index past the end of the schedule can miss (an
+    /// image-to-image start that keeps no step).
+    func sigma(at i: Int) throws(SchedulerError) -> Float {
+        guard sigmaSchedule.indices.contains(i) else { throw .stepPastEnd(scheduler: className, stepIndex: i) }
+        return sigmaSchedule[i]
     }
 }
 
@@ -117,7 +124,7 @@ extension VESigmaScheduler {
 
     /// x / sqrt(sigma^2 + 1): the VP sample the denoiser was trained on.
     public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let sigma = sigmaSchedule[try currentIndex(timestep)]
+        let sigma = try sigma(at: currentIndex(timestep))
         let scale = (sigma * sigma + 1).squareRoot()
         return map1(sample) { $0 / scale }
     }

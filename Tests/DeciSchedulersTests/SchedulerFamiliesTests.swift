@@ -75,6 +75,15 @@ import Testing
         }
     }
 
+    /// An image-to-image start that keeps no step leaves Heun's begin index past its sigmas.
+    @Test func beginIndexPastTheSigmasIsAnError() throws {
+        var heun = try HeunDiscreteScheduler(config: SchedulerConfig())
+        #expect(try heun.prepareTimesteps(steps: 1, strength: 0.5) == [])
+        let pastEnd = SchedulerError.stepPastEnd(scheduler: "HeunDiscreteScheduler", stepIndex: 2)
+        #expect(throws: pastEnd) { _ = try heun.addNoise(original: [0], noise: [0], timestep: heun.timesteps[0]) }
+        #expect(throws: pastEnd) { _ = try heun.scaleModelInput([0], timestep: heun.timesteps[0]) }
+    }
+
     @Test(arguments: SchedulerKind.allCases)
     func addNoiseChecksTheNoiseSize(kind: SchedulerKind) throws {
         var s = try makeScheduler(kind: kind, config: SchedulerConfig())
