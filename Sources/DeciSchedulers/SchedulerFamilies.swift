@@ -55,7 +55,8 @@ extension AlphaBarScheduler {
 /// begin indices.
 protocol SigmaScheduler: TrainedScheduler {
     var timeline: SigmaTimeline { get set }
-    /// Whether a timestep missing from the schedule means its last step (the multistep solvers).
+    /// Whether a timestep missing from the schedule means its last step, as the multistep solvers'
+    /// `index_for_timestep` has it.
     var missingTimestepIsLast: Bool { get }
 }
 
