@@ -28,7 +28,7 @@ public struct HeunDiscreteScheduler: VESigmaScheduler {
         stepsOffset = config.stepsOffset ?? 0
         useKarrasSigmas = config.useKarrasSigmas ?? false
         clamp = SampleClamp(config: config, hasThresholding: false, clipSampleDefault: false)
-        // As diffusers' constructor, which sets the training-length schedule.
+        // Replaced at once: diffusers' constructor sets the training-length schedule.
         timeline = SigmaTimeline(sigmas: [])
         try setTimesteps(trainSteps)
     }

@@ -9,6 +9,9 @@
 //   └─ SigmaScheduler         the index-tracking sigma schedulers
 //      ├─ VESigmaScheduler    Euler, Euler a, Heun, LMS: samples in sigma (VE) scale
 //      └─ VPSigmaScheduler    DPM-Solver, UniPC: VP samples over a sigma schedule
+//
+// Besides, SampleClamping (SampleClamp.swift) gives the thresholding schedulers their
+// `elementsPerImage`, kept in the clamp that uses it.
 
 /// A scheduler built on a training noise schedule.
 protocol TrainedScheduler: Scheduler {
