@@ -2,57 +2,40 @@ import DeciRandom
 
 /// DDIM (Song et al. 2020), deterministic for `eta == 0`, adding fresh noise scaled by eta otherwise.
 /// Matches diffusers `scheduling_ddim.py` (`DDIMScheduler.set_timesteps` / `step` / `add_noise`).
-public struct DDIMScheduler: Scheduler {
+public struct DDIMScheduler: AlphaBarScheduler, SampleClamping {
     public let className = "DDIMScheduler"
     public let order = 1
     public let schedule: NoiseSchedule
     public let predictionType: PredictionType
     public let timestepSpacing: TimestepSpacing
     public let stepsOffset: Int
-    let clamp: SampleClamp
+    var clamp: SampleClamp
     let finalAlphaCumprod: Float
-    let trainSteps: Int
 
     /// The DDIM eta: 0 is deterministic DDIM, 1 matches DDPM's variance. diffusers takes it per
     /// step; the pipeline's `eta` argument ends up here.
     public var eta: Float = 0
     /// diffusers `use_clipped_model_output`: re-derive epsilon from the clipped x0.
     public var useClippedModelOutput = false
-    /// Image size in elements for thresholding, which works per image; nil treats the whole sample
-    /// as one image.
-    public var elementsPerImage: Int?
 
     public private(set) var timesteps: [Float] = []
     private var stepCount: Int?
-    public var initNoiseSigma: Float { 1 }
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        trainSteps = config.numTrainTimesteps ?? 1000
-        schedule = try NoiseSchedule(
-            numTrainTimesteps: trainSteps, betaStart: config.betaStart ?? 0.0001, betaEnd: config.betaEnd ?? 0.02,
-            schedule: config.betaSchedule ?? .linear, trainedBetas: config.trainedBetas,
-            rescaleZeroSNR: config.rescaleBetasZeroSnr ?? false, zeroSNRFloor: false)
+        schedule = try NoiseSchedule(config: config, zeroSNR: .plain)
         predictionType = config.predictionType ?? .epsilon
         timestepSpacing = config.timestepSpacing ?? .leading
         stepsOffset = config.stepsOffset ?? 0
-        clamp = SampleClamp(
-            thresholding: config.thresholding ?? false,
-            dynamicThresholdingRatio: Float(config.dynamicThresholdingRatio ?? 0.995),
-            sampleMaxValue: Float(config.sampleMaxValue ?? 1),
-            clipSample: config.clipSample ?? true, clipSampleRange: Float(config.clipSampleRange ?? 1))
+        clamp = SampleClamp(config: config, clipSampleDefault: true)
         finalAlphaCumprod = (config.setAlphaToOne ?? true) ? 1 : schedule.alphasCumprod[0]
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
-        guard steps >= 1, steps <= trainSteps else {
-            throw .invalidStepCount(scheduler: className, steps: steps, reason: "must be within 1...\(trainSteps)")
-        }
+        try checkStepCount(steps)
         let ts = Spacing.timesteps(timestepSpacing, steps: steps, trainSteps: trainSteps, offset: stepsOffset)
         timesteps = ts.map { Float(NumPy.round($0)) }
         stepCount = steps
     }
-
-    public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] { sample }
 
     private func alphaProd(_ t: Int) -> Float { t >= 0 ? schedule.alphasCumprod[t] : finalAlphaCumprod }
 
@@ -60,7 +43,7 @@ public struct DDIMScheduler: Scheduler {
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
         guard let stepCount else { throw .timestepsNotSet(scheduler: className) }
         try checkSize(modelOutput, "modelOutput", sample.count)
-        let t = try trainIndex(timestep, count: trainSteps, scheduler: className)
+        let t = try trainIndex(timestep)
         let prevT = t - trainSteps / stepCount
         let alphaProdT = alphaProd(t), alphaProdPrev = alphaProd(prevT)
         let betaProdT = 1 - alphaProdT
@@ -68,7 +51,7 @@ public struct DDIMScheduler: Scheduler {
 
         var x0 = Parameterization.x0(predictionType, output: modelOutput, sample: sample, alpha: alpha, sigma: sigma)
         var eps = Parameterization.epsilon(predictionType, output: modelOutput, sample: sample, x0: x0, alpha: alpha, sigma: sigma)
-        x0 = clamp.apply(x0, elementsPerImage: elementsPerImage)
+        x0 = clamp.apply(x0)
 
         let betaProdPrev = 1 - alphaProdPrev
         let variance = (betaProdPrev / betaProdT) * (1 - alphaProdT / alphaProdPrev)
@@ -84,10 +67,5 @@ public struct DDIMScheduler: Scheduler {
             prev = map2(prev, z) { (p, n) in p + stdDev * n }
         }
         return SchedulerOutput(prevSample: prev, predOriginalSample: x0)
-    }
-
-    public func addNoise(original: [Float], noise: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let t = try trainIndex(timestep, count: trainSteps, scheduler: className)
-        return try addNoiseVP(original: original, noise: noise, alphaCumprod: schedule.alphasCumprod[t])
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 
 /// Ancestral sampling of the DDPM posterior q(x_{t-1} | x_t, x0) (Ho et al. 2020), adding noise on
 /// every step with t > 0. Matches diffusers `scheduling_ddpm.py`.
-public struct DDPMScheduler: Scheduler {
+public struct DDPMScheduler: AlphaBarScheduler, SampleClamping {
     public let className = "DDPMScheduler"
     public let order = 1
     public let schedule: NoiseSchedule
@@ -11,23 +11,13 @@ public struct DDPMScheduler: Scheduler {
     public let timestepSpacing: TimestepSpacing
     public let stepsOffset: Int
     public let varianceType: VarianceType
-    let clamp: SampleClamp
-    let trainSteps: Int
-
-    /// Image size in elements for thresholding, which works per image; nil treats the whole sample
-    /// as one image.
-    public var elementsPerImage: Int?
+    var clamp: SampleClamp
 
     public private(set) var timesteps: [Float] = []
     private var intTimesteps: [Int] = []
-    public var initNoiseSigma: Float { 1 }
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        trainSteps = config.numTrainTimesteps ?? 1000
-        schedule = try NoiseSchedule(
-            numTrainTimesteps: trainSteps, betaStart: config.betaStart ?? 0.0001, betaEnd: config.betaEnd ?? 0.02,
-            schedule: config.betaSchedule ?? .linear, trainedBetas: config.trainedBetas,
-            rescaleZeroSNR: config.rescaleBetasZeroSnr ?? false, zeroSNRFloor: false)
+        schedule = try NoiseSchedule(config: config, zeroSNR: .plain)
         predictionType = config.predictionType ?? .epsilon
         timestepSpacing = config.timestepSpacing ?? .leading
         stepsOffset = config.stepsOffset ?? 0
@@ -37,23 +27,15 @@ public struct DDPMScheduler: Scheduler {
         if varianceType == .learned || varianceType == .learnedRange || varianceType == .fixedLargeLog {
             throw .unsupportedOption(scheduler: className, option: "variance_type '\(varianceType.rawValue)'")
         }
-        clamp = SampleClamp(
-            thresholding: config.thresholding ?? false,
-            dynamicThresholdingRatio: Float(config.dynamicThresholdingRatio ?? 0.995),
-            sampleMaxValue: Float(config.sampleMaxValue ?? 1),
-            clipSample: config.clipSample ?? true, clipSampleRange: Float(config.clipSampleRange ?? 1))
+        clamp = SampleClamp(config: config, clipSampleDefault: true)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
-        guard steps >= 1, steps <= trainSteps else {
-            throw .invalidStepCount(scheduler: className, steps: steps, reason: "must be within 1...\(trainSteps)")
-        }
+        try checkStepCount(steps)
         intTimesteps = Spacing.timesteps(timestepSpacing, steps: steps, trainSteps: trainSteps, offset: stepsOffset)
             .map { Int(NumPy.round($0)) }
         timesteps = intTimesteps.map { Float($0) }
     }
-
-    public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] { sample }
 
     /// The next timestep in the schedule, -1 after the last.
     private func previous(_ t: Int) throws(SchedulerError) -> Int {
@@ -67,7 +49,7 @@ public struct DDPMScheduler: Scheduler {
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
         guard !intTimesteps.isEmpty else { throw .timestepsNotSet(scheduler: className) }
         try checkSize(modelOutput, "modelOutput", sample.count)
-        let t = try trainIndex(timestep, count: trainSteps, scheduler: className)
+        let t = try trainIndex(timestep)
         let prevT = try previous(t)
         let alphaProdT = schedule.alphasCumprod[t]
         let alphaProdPrev: Float = prevT >= 0 ? schedule.alphasCumprod[prevT] : 1
@@ -77,7 +59,7 @@ public struct DDPMScheduler: Scheduler {
 
         var x0 = Parameterization.x0(predictionType, output: modelOutput, sample: sample,
                                      alpha: alphaProdT.squareRoot(), sigma: betaProdT.squareRoot())
-        x0 = clamp.apply(x0, elementsPerImage: elementsPerImage)
+        x0 = clamp.apply(x0)
 
         // Formula (7) of the DDPM paper: the posterior mean.
         let x0Coeff = alphaProdPrev.squareRoot() * currentBeta / betaProdT
@@ -98,10 +80,5 @@ public struct DDPMScheduler: Scheduler {
             prev = map2(prev, z) { (p, n) in p + scale * n }
         }
         return SchedulerOutput(prevSample: prev, predOriginalSample: x0)
-    }
-
-    public func addNoise(original: [Float], noise: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let t = try trainIndex(timestep, count: trainSteps, scheduler: className)
-        return try addNoiseVP(original: original, noise: noise, alphaCumprod: schedule.alphasCumprod[t])
     }
 }

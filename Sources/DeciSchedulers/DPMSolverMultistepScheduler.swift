@@ -5,7 +5,7 @@ import Foundation
 /// variants: "DPM++ 2M" is `dpmsolver++` with order 2, "DPM++ 2M SDE" is `sde-dpmsolver++`, and
 /// "Karras" adds `use_karras_sigmas`. Matches diffusers `scheduling_dpmsolver_multistep.py`,
 /// including its lower-order final steps.
-public struct DPMSolverMultistepScheduler: Scheduler {
+public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
     public let className = "DPMSolverMultistepScheduler"
     public let order = 1
     public let schedule: NoiseSchedule
@@ -21,34 +21,19 @@ public struct DPMSolverMultistepScheduler: Scheduler {
     public let finalSigmasType: FinalSigmasType
     let lambdaMinClipped: Double
     let betaSchedule: BetaSchedule
-    let clamp: SampleClamp
-    let trainSteps: Int
+    var clamp: SampleClamp
 
-    /// Image size in elements for thresholding, which works per image; nil treats the whole sample
-    /// as one image.
-    public var elementsPerImage: Int?
-
-    public private(set) var timesteps: [Float] = []
-    private var sigmaSchedule: [Float] = []
-    private var index = StepIndex()
+    var timeline: SigmaTimeline
     private var modelOutputs: [[Float]] = []
     private var lowerOrderNums = 0
-
-    public var sigmas: [Float]? { sigmaSchedule }
-    public var initNoiseSigma: Float { 1 }
-    public var supportsBeginIndex: Bool { true }
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
         try refuseUnsupportedSigmaOptions(config, scheduler: className)
         if let v = config.varianceType, v == .learned || v == .learnedRange {
             throw .unsupportedOption(scheduler: className, option: "variance_type '\(v.rawValue)'")
         }
-        trainSteps = config.numTrainTimesteps ?? 1000
         betaSchedule = config.betaSchedule ?? .linear
-        schedule = try NoiseSchedule(
-            numTrainTimesteps: trainSteps, betaStart: config.betaStart ?? 0.0001, betaEnd: config.betaEnd ?? 0.02,
-            schedule: betaSchedule, trainedBetas: config.trainedBetas,
-            rescaleZeroSNR: config.rescaleBetasZeroSnr ?? false, zeroSNRFloor: true)
+        schedule = try NoiseSchedule(config: config, zeroSNR: .floored)
         predictionType = config.predictionType ?? .epsilon
         timestepSpacing = config.timestepSpacing ?? .linspace
         stepsOffset = config.stepsOffset ?? 0
@@ -72,20 +57,15 @@ public struct DPMSolverMultistepScheduler: Scheduler {
                                       allowed: ["sigma_min (required with algorithm_type '\(algorithm.rawValue)')"])
         }
         lambdaMinClipped = config.lambdaMinClipped ?? -.infinity
-        clamp = SampleClamp(
-            thresholding: config.thresholding ?? false,
-            dynamicThresholdingRatio: Float(config.dynamicThresholdingRatio ?? 0.995),
-            sampleMaxValue: Float(config.sampleMaxValue ?? 1))
-        sigmaSchedule = schedule.trainSigmas
+        clamp = SampleClamp(config: config, clipSampleDefault: nil)
+        timeline = SigmaTimeline(sigmas: schedule.trainSigmas)
     }
 
     private var isPlusPlus: Bool { algorithm == .dpmSolverPlusPlus || algorithm == .sdeDPMSolverPlusPlus }
     private var isSDE: Bool { algorithm == .sdeDPMSolver || algorithm == .sdeDPMSolverPlusPlus }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
-        guard steps >= 1, steps <= trainSteps else {
-            throw .invalidStepCount(scheduler: className, steps: steps, reason: "must be within 1...\(trainSteps)")
-        }
+        try checkStepCount(steps)
         // Timesteps whose log-SNR falls below lambda_min_clipped are cut from the top.
         let lambdas = schedule.alphasCumprod.map { log32($0.squareRoot()) - log32((1 - $0).squareRoot()) }
         let clipped = lambdas.reversed().filter { $0 < Float(lambdaMinClipped) }.count
@@ -106,35 +86,23 @@ public struct DPMSolverMultistepScheduler: Scheduler {
             let fp = train.map { Double($0) }
             sig = ts.map { NumPy.interpOverIndices(Double($0), fp) }
         }
-        let final: Float
-        switch finalSigmasType {
-        case .zero: final = 0
-        case .sigmaMin:
-            let a0 = schedule.alphasCumprod[0]
-            final = ((1 - a0) / a0).squareRoot()
-        }
-        sigmaSchedule = sig.map { Float($0) } + [final]
-        timesteps = ts.map { Float($0) }
-        index = StepIndex()
+        timeline = SigmaTimeline(timesteps: ts.map { Float($0) },
+                                 sigmas: sig.map { Float($0) } + [schedule.finalSigma(finalSigmasType)])
         modelOutputs = []
         lowerOrderNums = 0
     }
-
-    public mutating func setBeginIndex(_ i: Int) { index.begin = i }
-
-    public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] { sample }
 
     /// The model output as the solver's working quantity: x0 for the ++ variants, epsilon otherwise.
     private func convert(_ output: [Float], sample: [Float], sigma: Float) -> [Float] {
         let (alpha, sigmaT) = Parameterization.alphaSigma(fromVE: sigma)
         if isPlusPlus {
             let x0 = Parameterization.x0(predictionType, output: output, sample: sample, alpha: alpha, sigma: sigmaT)
-            return clamp.apply(x0, elementsPerImage: elementsPerImage)
+            return clamp.apply(x0)
         }
         let eps = Parameterization.epsilon(predictionType, output: output, sample: sample, x0: output, alpha: alpha, sigma: sigmaT)
         guard clamp.thresholding else { return eps }
         var x0 = map2(sample, eps) { (s, e) in (s - sigmaT * e) / alpha }
-        x0 = clamp.apply(x0, elementsPerImage: elementsPerImage)
+        x0 = clamp.apply(x0)
         return map2(sample, x0) { (s, x) in (s - alpha * x) / sigmaT }
     }
 
@@ -143,9 +111,7 @@ public struct DPMSolverMultistepScheduler: Scheduler {
     public mutating func step(modelOutput: [Float], timestep: Float, sample: [Float],
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
         guard !timesteps.isEmpty else { throw .timestepsNotSet(scheduler: className) }
-        try checkSize(modelOutput, "modelOutput", sample.count)
-        let i = try index.current(for: timestep, in: timesteps, orLast: true, scheduler: className)
-        guard i + 1 < sigmaSchedule.count else { throw .stepPastEnd(scheduler: className, stepIndex: i) }
+        let i = try stepIndex(modelOutput: modelOutput, sample: sample, timestep: timestep)
         let n = timesteps.count
         let finalLower = i == n - 1 && (eulerAtFinal || (lowerOrderFinal && n < 15) || finalSigmasType == .zero)
         let secondLower = i == n - 2 && lowerOrderFinal && n < 15
@@ -264,12 +230,5 @@ public struct DPMSolverMultistepScheduler: Scheduler {
                            (alphaT * ((1 - exp32(-2 * h) - 2 * h) / ((2 * h) * (2 * h)) - 0.5), d2),
                            (sigmaT * (1 - exp32(-2 * h)).squareRoot(), noise ?? sample))
         }
-    }
-
-    public func addNoise(original: [Float], noise: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        try checkSize(noise, "noise", original.count)
-        let i = try index.forAddNoise(timestep, in: timesteps, orLast: true, scheduler: className)
-        let (alpha, sigma) = Parameterization.alphaSigma(fromVE: sigmaSchedule[i])
-        return map2(original, noise) { (x, n) in alpha * x + sigma * n }
     }
 }

@@ -4,7 +4,7 @@ import DeciRandom
 /// the last is visited twice, an Euler predictor then the trapezoidal corrector, so `timesteps`
 /// repeats each of them. Matches diffusers `scheduling_heun_discrete.py` (which has no zero-SNR
 /// option; a config asking for it gets the plain schedule).
-public struct HeunDiscreteScheduler: Scheduler {
+public struct HeunDiscreteScheduler: VESigmaScheduler {
     public let className = "HeunDiscreteScheduler"
     public let order = 2
     public let schedule: NoiseSchedule
@@ -13,73 +13,48 @@ public struct HeunDiscreteScheduler: Scheduler {
     public let stepsOffset: Int
     public let useKarrasSigmas: Bool
     let clamp: SampleClamp
-    let trainSteps: Int
 
-    public private(set) var timesteps: [Float] = []
-    private var sigmaSchedule: [Float] = []
-    private var index = StepIndex()
+    var timeline: SigmaTimeline
     // The first-order half's state, pending its correction.
     private var prevDerivative: [Float]?
     private var pendingDt: Float?
     private var pendingSample: [Float]?
 
-    public var sigmas: [Float]? { sigmaSchedule }
-    public var initNoiseSigma: Float { Sigmas.initNoiseSigma(sigmaSchedule, spacing: timestepSpacing) }
-    public var supportsBeginIndex: Bool { true }
-
     public init(config: SchedulerConfig) throws(SchedulerError) {
         try refuseUnsupportedSigmaOptions(config, scheduler: className)
-        trainSteps = config.numTrainTimesteps ?? 1000
-        schedule = try NoiseSchedule(
-            numTrainTimesteps: trainSteps, betaStart: config.betaStart ?? 0.00085, betaEnd: config.betaEnd ?? 0.012,
-            schedule: config.betaSchedule ?? .linear, trainedBetas: config.trainedBetas,
-            rescaleZeroSNR: false, zeroSNRFloor: false)
+        schedule = try NoiseSchedule(config: config, betaStart: 0.00085, betaEnd: 0.012, zeroSNR: .absent)
         predictionType = config.predictionType ?? .epsilon
         timestepSpacing = config.timestepSpacing ?? .linspace
         stepsOffset = config.stepsOffset ?? 0
         useKarrasSigmas = config.useKarrasSigmas ?? false
-        clamp = SampleClamp(clipSample: config.clipSample ?? false, clipSampleRange: Float(config.clipSampleRange ?? 1))
+        clamp = SampleClamp(config: config, hasThresholding: false, clipSampleDefault: false)
+        // Replaced at once: diffusers' constructor sets the training-length schedule.
+        timeline = SigmaTimeline(sigmas: [])
         try setTimesteps(trainSteps)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
-        guard steps >= 1, steps <= trainSteps else {
-            throw .invalidStepCount(scheduler: className, steps: steps, reason: "must be within 1...\(trainSteps)")
-        }
-        let (ts, sig) = Sigmas.veSchedule(schedule, spacing: timestepSpacing, steps: steps, trainSteps: trainSteps,
-                                           offset: stepsOffset, karras: useKarrasSigmas)
-        let s = sig.map { Float($0) } + [0]
-        sigmaSchedule = [s[0]] + s.dropFirst().dropLast().flatMap { [$0, $0] } + [0]
-        timesteps = [ts[0]] + ts.dropFirst().flatMap { [$0, $0] }
-        index = StepIndex()
+        let single = try veTimeline(steps: steps, karras: useKarrasSigmas)
+        let ts = single.timesteps, s = single.sigmas
+        timeline = SigmaTimeline(timesteps: [ts[0]] + ts.dropFirst().flatMap { [$0, $0] },
+                                 sigmas: [s[0]] + s.dropFirst().dropLast().flatMap { [$0, $0] } + [0])
         prevDerivative = nil
         pendingDt = nil
         pendingSample = nil
     }
 
-    public mutating func setBeginIndex(_ i: Int) { index.begin = i }
-
     private var inFirstOrder: Bool { pendingDt == nil }
-
-    public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let sigma = sigmaSchedule[try index.current(for: timestep, in: timesteps, scheduler: className)]
-        let scale = (sigma * sigma + 1).squareRoot()
-        return map1(sample) { $0 / scale }
-    }
 
     public mutating func step(modelOutput: [Float], timestep: Float, sample: [Float],
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
-        try checkSize(modelOutput, "modelOutput", sample.count)
-        let i = try index.current(for: timestep, in: timesteps, scheduler: className)
-        guard i + 1 < sigmaSchedule.count, inFirstOrder || i >= 1 else {
-            throw .stepPastEnd(scheduler: className, stepIndex: i)
-        }
+        let i = try stepIndex(modelOutput: modelOutput, sample: sample, timestep: timestep)
+        guard inFirstOrder || i >= 1 else { throw .stepPastEnd(scheduler: className, stepIndex: i) }
         let sigma = inFirstOrder ? sigmaSchedule[i] : sigmaSchedule[i - 1]
         let sigmaNext = inFirstOrder ? sigmaSchedule[i + 1] : sigmaSchedule[i]
         // The predictor evaluates the model at sigma, the corrector at sigma_next.
         let sigmaInput = inFirstOrder ? sigma : sigmaNext
         var x0 = Parameterization.x0VE(predictionType, output: modelOutput, sample: sample, sigma: sigmaInput)
-        x0 = clamp.apply(x0, elementsPerImage: nil)
+        x0 = clamp.apply(x0)
 
         let prev: [Float]
         if inFirstOrder {
@@ -100,10 +75,5 @@ public struct HeunDiscreteScheduler: Scheduler {
         }
         index.step = i + 1
         return SchedulerOutput(prevSample: prev, predOriginalSample: x0)
-    }
-
-    public func addNoise(original: [Float], noise: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let i = try index.forAddNoise(timestep, in: timesteps, scheduler: className)
-        return try addNoiseVE(original: original, noise: noise, sigma: sigmaSchedule[i])
     }
 }

@@ -3,40 +3,27 @@ import DeciRandom
 /// Latent consistency model sampling (Luo et al. 2023): each step maps to the consistency
 /// function's x0 estimate, then re-noises it to the next timestep with fresh noise (all steps but
 /// the last). Matches diffusers `scheduling_lcm.py`; the timestep spacing setting does not apply.
-public struct LCMScheduler: Scheduler {
+public struct LCMScheduler: AlphaBarScheduler, SampleClamping {
     public let className = "LCMScheduler"
     public let order = 1
     public let schedule: NoiseSchedule
     public let predictionType: PredictionType
     public let originalInferenceSteps: Int
     public let timestepScaling: Float
-    let clamp: SampleClamp
+    var clamp: SampleClamp
     let finalAlphaCumprod: Float
-    let trainSteps: Int
-
-    /// Image size in elements for thresholding, which works per image; nil treats the whole sample
-    /// as one image.
-    public var elementsPerImage: Int?
 
     public private(set) var timesteps: [Float] = []
     private var index = StepIndex()
-    public var initNoiseSigma: Float { 1 }
     public var supportsBeginIndex: Bool { true }
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        trainSteps = config.numTrainTimesteps ?? 1000
-        schedule = try NoiseSchedule(
-            numTrainTimesteps: trainSteps, betaStart: config.betaStart ?? 0.00085, betaEnd: config.betaEnd ?? 0.012,
-            schedule: config.betaSchedule ?? .scaledLinear, trainedBetas: config.trainedBetas,
-            rescaleZeroSNR: config.rescaleBetasZeroSnr ?? false, zeroSNRFloor: false)
+        schedule = try NoiseSchedule(config: config, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: .scaledLinear,
+                                     zeroSNR: .plain)
         predictionType = config.predictionType ?? .epsilon
         originalInferenceSteps = config.originalInferenceSteps ?? 50
         timestepScaling = Float(config.timestepScaling ?? 10)
-        clamp = SampleClamp(
-            thresholding: config.thresholding ?? false,
-            dynamicThresholdingRatio: Float(config.dynamicThresholdingRatio ?? 0.995),
-            sampleMaxValue: Float(config.sampleMaxValue ?? 1),
-            clipSample: config.clipSample ?? false, clipSampleRange: Float(config.clipSampleRange ?? 1))
+        clamp = SampleClamp(config: config, clipSampleDefault: false)
         finalAlphaCumprod = (config.setAlphaToOne ?? true) ? 1 : schedule.alphasCumprod[0]
     }
 
@@ -59,14 +46,12 @@ public struct LCMScheduler: Scheduler {
 
     public mutating func setBeginIndex(_ i: Int) { index.begin = i }
 
-    public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] { sample }
-
     public mutating func step(modelOutput: [Float], timestep: Float, sample: [Float],
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
         guard !timesteps.isEmpty else { throw .timestepsNotSet(scheduler: className) }
         try checkSize(modelOutput, "modelOutput", sample.count)
         let i = try index.current(for: timestep, in: timesteps, scheduler: className)
-        let t = try trainIndex(timestep, count: trainSteps, scheduler: className)
+        let t = try trainIndex(timestep)
         let prevT = i + 1 < timesteps.count ? Int(timesteps[i + 1]) : t
         let alphaProdT = schedule.alphasCumprod[t]
         let alphaProdPrev = prevT >= 0 ? schedule.alphasCumprod[prevT] : finalAlphaCumprod
@@ -79,7 +64,7 @@ public struct LCMScheduler: Scheduler {
 
         var x0 = Parameterization.x0(predictionType, output: modelOutput, sample: sample,
                                      alpha: alphaProdT.squareRoot(), sigma: betaProdT.squareRoot())
-        x0 = clamp.apply(x0, elementsPerImage: elementsPerImage)
+        x0 = clamp.apply(x0)
         let denoised = map2(x0, sample) { (x, s) in cOut * x + cSkip * s }
         let prev: [Float]
         if i != timesteps.count - 1 {
@@ -91,10 +76,5 @@ public struct LCMScheduler: Scheduler {
         }
         index.step = i + 1
         return SchedulerOutput(prevSample: prev, predOriginalSample: denoised)
-    }
-
-    public func addNoise(original: [Float], noise: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let t = try trainIndex(timestep, count: trainSteps, scheduler: className)
-        return try addNoiseVP(original: original, noise: noise, alphaCumprod: schedule.alphasCumprod[t])
     }
 }

@@ -4,7 +4,7 @@ import DeciRandom
 /// `order` derivatives. Matches diffusers `scheduling_lms_discrete.py` (no zero-SNR option there);
 /// diffusers integrates with `scipy.integrate.quad`, which is exact for these polynomials, as is the
 /// Gauss-Legendre rule used here.
-public struct LMSDiscreteScheduler: Scheduler {
+public struct LMSDiscreteScheduler: VESigmaScheduler {
     public let className = "LMSDiscreteScheduler"
     public let order = 1
     public let schedule: NoiseSchedule
@@ -12,52 +12,26 @@ public struct LMSDiscreteScheduler: Scheduler {
     public let timestepSpacing: TimestepSpacing
     public let stepsOffset: Int
     public let useKarrasSigmas: Bool
-    let trainSteps: Int
 
     /// The multistep order (diffusers' `step(order=4)` default).
     public var lmsOrder = 4
 
-    public private(set) var timesteps: [Float] = []
-    private var sigmaSchedule: [Float] = []
-    private var index = StepIndex()
+    var timeline: SigmaTimeline
     private var derivatives: [[Float]] = []
-
-    public var sigmas: [Float]? { sigmaSchedule }
-    public var initNoiseSigma: Float { Sigmas.initNoiseSigma(sigmaSchedule, spacing: timestepSpacing) }
-    public var supportsBeginIndex: Bool { true }
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
         try refuseUnsupportedSigmaOptions(config, scheduler: className)
-        trainSteps = config.numTrainTimesteps ?? 1000
-        schedule = try NoiseSchedule(
-            numTrainTimesteps: trainSteps, betaStart: config.betaStart ?? 0.0001, betaEnd: config.betaEnd ?? 0.02,
-            schedule: config.betaSchedule ?? .linear, trainedBetas: config.trainedBetas,
-            rescaleZeroSNR: false, zeroSNRFloor: false)
+        schedule = try NoiseSchedule(config: config, zeroSNR: .absent)
         predictionType = config.predictionType ?? .epsilon
         timestepSpacing = config.timestepSpacing ?? .linspace
         stepsOffset = config.stepsOffset ?? 0
         useKarrasSigmas = config.useKarrasSigmas ?? false
-        sigmaSchedule = schedule.trainSigmas.reversed() + [0]
+        timeline = Self.trainingTimeline(schedule)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
-        guard steps >= 1, steps <= trainSteps else {
-            throw .invalidStepCount(scheduler: className, steps: steps, reason: "must be within 1...\(trainSteps)")
-        }
-        let (ts, sig) = Sigmas.veSchedule(schedule, spacing: timestepSpacing, steps: steps, trainSteps: trainSteps,
-                                           offset: stepsOffset, karras: useKarrasSigmas)
-        timesteps = ts
-        sigmaSchedule = sig.map { Float($0) } + [0]
-        index = StepIndex()
+        timeline = try veTimeline(steps: steps, karras: useKarrasSigmas)
         derivatives = []
-    }
-
-    public mutating func setBeginIndex(_ i: Int) { index.begin = i }
-
-    public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let sigma = sigmaSchedule[try index.current(for: timestep, in: timesteps, scheduler: className)]
-        let scale = (sigma * sigma + 1).squareRoot()
-        return map1(sample) { $0 / scale }
     }
 
     /// Integral over [sigma_t, sigma_{t+1}] of the Lagrange basis polynomial for node `current`
@@ -80,9 +54,7 @@ public struct LMSDiscreteScheduler: Scheduler {
 
     public mutating func step(modelOutput: [Float], timestep: Float, sample: [Float],
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
-        try checkSize(modelOutput, "modelOutput", sample.count)
-        let i = try index.current(for: timestep, in: timesteps, scheduler: className)
-        guard i + 1 < sigmaSchedule.count else { throw .stepPastEnd(scheduler: className, stepIndex: i) }
+        let i = try stepIndex(modelOutput: modelOutput, sample: sample, timestep: timestep)
         let sigma = sigmaSchedule[i]
         let x0 = Parameterization.x0VE(predictionType, output: modelOutput, sample: sample, sigma: sigma)
         derivatives.append(map2(sample, x0) { (s, x) in (s - x) / sigma })
@@ -96,10 +68,5 @@ public struct LMSDiscreteScheduler: Scheduler {
         let prev = map2(sample, total) { (s, v) in s + v }
         index.step = i + 1
         return SchedulerOutput(prevSample: prev, predOriginalSample: x0)
-    }
-
-    public func addNoise(original: [Float], noise: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let i = try index.forAddNoise(timestep, in: timesteps, scheduler: className)
-        return try addNoiseVE(original: original, noise: noise, sigma: sigmaSchedule[i])
     }
 }

@@ -44,6 +44,30 @@ public struct NoiseSchedule: Sendable, Equatable {
         self.alphasCumprod = cumprod
     }
 
+    /// How a diffusers scheduler class treats `rescale_betas_zero_snr`.
+    enum ZeroSNROption: Sendable {
+        /// The class has no such option (PNDM, Heun, LMS): the key is ignored.
+        case absent
+        /// Rescaled as the config asks (the DDIM family).
+        case plain
+        /// Rescaled as the config asks, with the final alpha_bar floored at 2^-24 (the sigma schedulers).
+        case floored
+    }
+
+    /// Builds the schedule from a scheduler config as a diffusers constructor does: a key the config
+    /// lacks takes the class's default, DDPM's (1000 steps, linear from 0.0001 to 0.02) unless given.
+    init(config: SchedulerConfig, betaStart: Double = 0.0001, betaEnd: Double = 0.02,
+         betaSchedule: BetaSchedule = .linear, zeroSNR: ZeroSNROption) throws(SchedulerError) {
+        try self.init(numTrainTimesteps: config.numTrainTimesteps ?? 1000, betaStart: config.betaStart ?? betaStart,
+                      betaEnd: config.betaEnd ?? betaEnd, schedule: config.betaSchedule ?? betaSchedule,
+                      trainedBetas: config.trainedBetas,
+                      rescaleZeroSNR: zeroSNR != .absent && (config.rescaleBetasZeroSnr ?? false),
+                      zeroSNRFloor: zeroSNR == .floored)
+    }
+
+    /// The number of training timesteps (`num_train_timesteps`).
+    var numTrainTimesteps: Int { betas.count }
+
     /// `torch.linspace` for float32 on CPU: a float step, each value `start + step*i` (first half) or
     /// `end - step*(n-1-i)` (second half) rounded once, as the fused multiply-add kernel does.
     static func torchLinspace(_ start: Float, _ end: Float, count: Int) -> [Float] {
@@ -94,6 +118,17 @@ public struct NoiseSchedule: Sendable, Equatable {
     /// sigma = sqrt((1 - alpha_bar) / alpha_bar) for every training timestep, in float32.
     public var trainSigmas: [Float] {
         alphasCumprod.map { ((1 - $0) / $0).squareRoot() }
+    }
+
+    /// The sigma after the last step of the sigma schedulers' `final_sigmas_type`: 0, or the
+    /// smallest training sigma.
+    func finalSigma(_ type: FinalSigmasType) -> Float {
+        switch type {
+        case .zero: return 0
+        case .sigmaMin:
+            let a0 = alphasCumprod[0]
+            return ((1 - a0) / a0).squareRoot()
+        }
     }
 }
 
@@ -209,9 +244,10 @@ extension Sigmas {
     /// `set_timesteps`: float32 timesteps, sigmas interpolated in float64 from the training sigmas,
     /// optionally respaced to Karras sigmas (then timesteps follow the sigmas back through
     /// `sigmaToT`).
-    static func veSchedule(_ schedule: NoiseSchedule, spacing: TimestepSpacing, steps: Int, trainSteps: Int,
-                           offset: Int, karras: Bool, sigmaMin: Double? = nil, sigmaMax: Double? = nil)
+    static func veSchedule(_ schedule: NoiseSchedule, spacing: TimestepSpacing, steps: Int, offset: Int,
+                           karras: Bool, sigmaMin: Double? = nil, sigmaMax: Double? = nil)
         -> (timesteps: [Float], sigmas: [Double]) {
+        let trainSteps = schedule.numTrainTimesteps
         var timesteps: [Float]
         switch spacing {
         case .linspace:

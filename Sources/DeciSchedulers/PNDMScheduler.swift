@@ -4,7 +4,7 @@ import DeciRandom
 /// (PLMS), or PLMS from the start with `skip_prk_steps` as Stable Diffusion 1.x configures it.
 /// Matches diffusers `scheduling_pndm.py`. Zero-SNR rescaling is not an option of this scheduler in
 /// diffusers, so a config asking for it gets the plain schedule here too.
-public struct PNDMScheduler: Scheduler {
+public struct PNDMScheduler: AlphaBarScheduler {
     public let className = "PNDMScheduler"
     public let order = 1
     public let schedule: NoiseSchedule
@@ -13,10 +13,8 @@ public struct PNDMScheduler: Scheduler {
     public let stepsOffset: Int
     public let skipPrkSteps: Bool
     let finalAlphaCumprod: Float
-    let trainSteps: Int
 
     public private(set) var timesteps: [Float] = []
-    public var initNoiseSigma: Float { 1 }
 
     private var stepCount: Int?
     private var prkCount = 0
@@ -27,11 +25,7 @@ public struct PNDMScheduler: Scheduler {
     private var prkTimesteps: [Int] = []
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        trainSteps = config.numTrainTimesteps ?? 1000
-        schedule = try NoiseSchedule(
-            numTrainTimesteps: trainSteps, betaStart: config.betaStart ?? 0.0001, betaEnd: config.betaEnd ?? 0.02,
-            schedule: config.betaSchedule ?? .linear, trainedBetas: config.trainedBetas,
-            rescaleZeroSNR: false, zeroSNRFloor: false)
+        schedule = try NoiseSchedule(config: config, zeroSNR: .absent)
         predictionType = config.predictionType ?? .epsilon
         guard predictionType != .sample else {
             throw .unsupportedOption(scheduler: className, option: "prediction_type 'sample'")
@@ -43,9 +37,7 @@ public struct PNDMScheduler: Scheduler {
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
-        guard steps >= 1, steps <= trainSteps else {
-            throw .invalidStepCount(scheduler: className, steps: steps, reason: "must be within 1...\(trainSteps)")
-        }
+        try checkStepCount(steps)
         // Ascending, as diffusers keeps `_timesteps` before splitting it into PRK and PLMS parts.
         let ascending: [Int] = Spacing.timesteps(timestepSpacing, steps: steps, trainSteps: trainSteps, offset: stepsOffset)
             .reversed().map { Int(NumPy.round($0)) }
@@ -78,13 +70,11 @@ public struct PNDMScheduler: Scheduler {
         curSample = nil
     }
 
-    public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] { sample }
-
     public mutating func step(modelOutput: [Float], timestep: Float, sample: [Float],
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
         guard let stepCount else { throw .timestepsNotSet(scheduler: className) }
         try checkSize(modelOutput, "modelOutput", sample.count)
-        let t = try trainIndex(timestep, count: trainSteps, scheduler: className)
+        let t = try trainIndex(timestep)
         let prev = counter < prkCount && !skipPrkSteps
             ? stepPRK(modelOutput, t, sample, stepCount)
             : stepPLMS(modelOutput, t, sample, stepCount)
@@ -161,10 +151,5 @@ public struct PNDMScheduler: Scheduler {
         let denom = alphaProdT * betaProdPrev.squareRoot() + (alphaProdT * betaProdT * alphaProdPrev).squareRoot()
         let diff = alphaProdPrev - alphaProdT
         return map2(sample, eps) { (s, e) in sampleCoeff * s - diff * e / denom }
-    }
-
-    public func addNoise(original: [Float], noise: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        let t = try trainIndex(timestep, count: trainSteps, scheduler: className)
-        return try addNoiseVP(original: original, noise: noise, alphaCumprod: schedule.alphasCumprod[t])
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How betas are spread over the training timesteps (diffusers `beta_schedule`).
-public enum BetaSchedule: String, Sendable, CaseIterable, Codable {
+public enum BetaSchedule: String, Sendable, CaseIterable, Codable, ConfigEnum {
     case linear
     case scaledLinear = "scaled_linear"
     /// The cosine schedule of Nichol & Dhariwal, betas capped at 0.999.
@@ -9,20 +9,20 @@ public enum BetaSchedule: String, Sendable, CaseIterable, Codable {
 }
 
 /// What the denoiser predicts (diffusers `prediction_type`).
-public enum PredictionType: String, Sendable, CaseIterable, Codable {
+public enum PredictionType: String, Sendable, CaseIterable, Codable, ConfigEnum {
     case epsilon
     case vPrediction = "v_prediction"
     case sample
 }
 
 /// How inference timesteps are picked from the training ones (diffusers `timestep_spacing`).
-public enum TimestepSpacing: String, Sendable, CaseIterable, Codable {
+public enum TimestepSpacing: String, Sendable, CaseIterable, Codable, ConfigEnum {
     case leading, trailing, linspace
 }
 
 /// DDPM's variance choice (diffusers `variance_type`); the learned ones need a model with twice the
 /// output channels and are refused.
-public enum VarianceType: String, Sendable, CaseIterable, Codable {
+public enum VarianceType: String, Sendable, CaseIterable, Codable, ConfigEnum {
     case fixedSmall = "fixed_small"
     case fixedSmallLog = "fixed_small_log"
     case fixedLarge = "fixed_large"
@@ -32,14 +32,14 @@ public enum VarianceType: String, Sendable, CaseIterable, Codable {
 }
 
 /// The sigma that follows the last step in sigma-based multistep schedulers.
-public enum FinalSigmasType: String, Sendable, CaseIterable, Codable {
+public enum FinalSigmasType: String, Sendable, CaseIterable, Codable, ConfigEnum {
     case zero
     case sigmaMin = "sigma_min"
 }
 
 /// DPM-Solver variants (diffusers `algorithm_type`); `deis` is accepted and mapped to `dpmsolver++`
 /// as diffusers does.
-public enum DPMAlgorithm: String, Sendable, CaseIterable, Codable {
+public enum DPMAlgorithm: String, Sendable, CaseIterable, Codable, ConfigEnum {
     case dpmSolver = "dpmsolver"
     case dpmSolverPlusPlus = "dpmsolver++"
     case sdeDPMSolver = "sde-dpmsolver"
@@ -49,7 +49,7 @@ public enum DPMAlgorithm: String, Sendable, CaseIterable, Codable {
 
 /// Solver flavours shared by DPM-Solver (`midpoint`, `heun`) and UniPC (`bh1`, `bh2`); each scheduler
 /// maps the other family's names onto its default, as diffusers does.
-public enum SolverType: String, Sendable, CaseIterable, Codable {
+public enum SolverType: String, Sendable, CaseIterable, Codable, ConfigEnum {
     case midpoint, heun, logrho, bh1, bh2
 }
 
@@ -92,13 +92,18 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
     public var solverType: SolverType?
     public var lowerOrderFinal: Bool?
     public var eulerAtFinal: Bool?
-    public var lambdaMinClipped: Double?
+    /// diffusers writes `-inf` here, which JSON can only carry as a string or not at all.
+    public var lambdaMinClipped: Double? {
+        get { lambdaMinClippedNumber?.value }
+        set { lambdaMinClippedNumber = newValue.map(LooseNumber.init) }
+    }
+    private var lambdaMinClippedNumber: LooseNumber?
     public var predictX0: Bool?
     public var disableCorrector: [Int]?
     public var originalInferenceSteps: Int?
     public var timestepScaling: Double?
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    enum CodingKeys: String, CodingKey {
         case className = "_class_name"
         case numTrainTimesteps = "num_train_timesteps"
         case betaStart = "beta_start"
@@ -132,7 +137,7 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
         case solverType = "solver_type"
         case lowerOrderFinal = "lower_order_final"
         case eulerAtFinal = "euler_at_final"
-        case lambdaMinClipped = "lambda_min_clipped"
+        case lambdaMinClippedNumber = "lambda_min_clipped"
         case predictX0 = "predict_x0"
         case disableCorrector = "disable_corrector"
         case originalInferenceSteps = "original_inference_steps"
@@ -140,73 +145,6 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
     }
 
     public init() {}
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        className = try c.decodeIfPresent(String.self, forKey: .className)
-        numTrainTimesteps = try c.decodeIfPresent(Int.self, forKey: .numTrainTimesteps)
-        betaStart = try c.decodeIfPresent(Double.self, forKey: .betaStart)
-        betaEnd = try c.decodeIfPresent(Double.self, forKey: .betaEnd)
-        betaSchedule = try Self.decodeEnum(c, .betaSchedule)
-        trainedBetas = try c.decodeIfPresent([Double].self, forKey: .trainedBetas)
-        predictionType = try Self.decodeEnum(c, .predictionType)
-        timestepSpacing = try Self.decodeEnum(c, .timestepSpacing)
-        stepsOffset = try c.decodeIfPresent(Int.self, forKey: .stepsOffset)
-        rescaleBetasZeroSnr = try c.decodeIfPresent(Bool.self, forKey: .rescaleBetasZeroSnr)
-        clipSample = try c.decodeIfPresent(Bool.self, forKey: .clipSample)
-        clipSampleRange = try c.decodeIfPresent(Double.self, forKey: .clipSampleRange)
-        setAlphaToOne = try c.decodeIfPresent(Bool.self, forKey: .setAlphaToOne)
-        thresholding = try c.decodeIfPresent(Bool.self, forKey: .thresholding)
-        dynamicThresholdingRatio = try c.decodeIfPresent(Double.self, forKey: .dynamicThresholdingRatio)
-        sampleMaxValue = try c.decodeIfPresent(Double.self, forKey: .sampleMaxValue)
-        skipPrkSteps = try c.decodeIfPresent(Bool.self, forKey: .skipPrkSteps)
-        varianceType = try Self.decodeEnum(c, .varianceType)
-        useKarrasSigmas = try c.decodeIfPresent(Bool.self, forKey: .useKarrasSigmas)
-        useExponentialSigmas = try c.decodeIfPresent(Bool.self, forKey: .useExponentialSigmas)
-        useBetaSigmas = try c.decodeIfPresent(Bool.self, forKey: .useBetaSigmas)
-        useLuLambdas = try c.decodeIfPresent(Bool.self, forKey: .useLuLambdas)
-        useFlowSigmas = try c.decodeIfPresent(Bool.self, forKey: .useFlowSigmas)
-        interpolationType = try c.decodeIfPresent(String.self, forKey: .interpolationType)
-        timestepType = try c.decodeIfPresent(String.self, forKey: .timestepType)
-        finalSigmasType = try Self.decodeEnum(c, .finalSigmasType)
-        sigmaMin = try c.decodeIfPresent(Double.self, forKey: .sigmaMin)
-        sigmaMax = try c.decodeIfPresent(Double.self, forKey: .sigmaMax)
-        solverOrder = try c.decodeIfPresent(Int.self, forKey: .solverOrder)
-        algorithmType = try Self.decodeEnum(c, .algorithmType)
-        solverType = try Self.decodeEnum(c, .solverType)
-        lowerOrderFinal = try c.decodeIfPresent(Bool.self, forKey: .lowerOrderFinal)
-        eulerAtFinal = try c.decodeIfPresent(Bool.self, forKey: .eulerAtFinal)
-        lambdaMinClipped = try Self.decodeLooseDouble(c, .lambdaMinClipped)
-        predictX0 = try c.decodeIfPresent(Bool.self, forKey: .predictX0)
-        disableCorrector = try c.decodeIfPresent([Int].self, forKey: .disableCorrector)
-        originalInferenceSteps = try c.decodeIfPresent(Int.self, forKey: .originalInferenceSteps)
-        timestepScaling = try c.decodeIfPresent(Double.self, forKey: .timestepScaling)
-    }
-
-    private static func decodeEnum<E: RawRepresentable & CaseIterable>(
-        _ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys
-    ) throws -> E? where E.RawValue == String {
-        guard let raw = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
-        guard let value = E(rawValue: raw) else {
-            throw SchedulerError.invalidConfigValue(key: key.rawValue, value: raw, allowed: E.allCases.map(\.rawValue))
-        }
-        return value
-    }
-
-    /// diffusers writes `-inf` for `lambda_min_clipped`, which JSON can only carry as a string or not at all.
-    private static func decodeLooseDouble(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Double? {
-        if let d = try? c.decodeIfPresent(Double.self, forKey: key) { return d }
-        guard let s = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
-        switch s.lowercased() {
-        case "-inf", "-infinity": return -.infinity
-        case "inf", "infinity": return .infinity
-        default:
-            guard let d = Double(s) else {
-                throw SchedulerError.invalidConfigValue(key: key.rawValue, value: s, allowed: ["a number", "-inf"])
-            }
-            return d
-        }
-    }
 
     /// Reads a `scheduler_config.json` file.
     public static func load(contentsOf url: URL) throws(SchedulerError) -> SchedulerConfig {
@@ -231,41 +169,48 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// Errors from building or driving a scheduler. Messages name the key, value or parameter at fault.
-public enum SchedulerError: Error, Equatable, Sendable, CustomStringConvertible {
-    case invalidConfigValue(key: String, value: String, allowed: [String])
-    case unreadableConfig(path: String, reason: String)
-    case unsupportedOption(scheduler: String, option: String)
-    case unknownSchedulerName(String)
-    case invalidStepCount(scheduler: String, steps: Int, reason: String)
-    case invalidStrength(Double)
-    case timestepsNotSet(scheduler: String)
-    case timestepNotInSchedule(scheduler: String, timestep: Float)
-    case stepPastEnd(scheduler: String, stepIndex: Int)
-    case sizeMismatch(parameter: String, expected: Int, actual: Int)
+/// An enum-valued config key: an unknown string is a `SchedulerError` naming the key and the
+/// accepted values rather than a generic decoding error.
+protocol ConfigEnum: RawRepresentable, CaseIterable, Decodable where RawValue == String {}
 
-    public var description: String {
-        switch self {
-        case let .invalidConfigValue(key, value, allowed):
-            return "scheduler config: '\(key)' is '\(value)'; expected one of \(allowed.joined(separator: ", "))"
-        case let .unreadableConfig(path, reason):
-            return "cannot read scheduler config \(path): \(reason)"
-        case let .unsupportedOption(scheduler, option):
-            return "\(scheduler): \(option) is not supported"
-        case let .unknownSchedulerName(name):
-            return "unknown scheduler '\(name)'; known: \(SchedulerName.knownNames.joined(separator: ", "))"
-        case let .invalidStepCount(scheduler, steps, reason):
-            return "\(scheduler): \(steps) inference steps: \(reason)"
-        case let .invalidStrength(s):
-            return "strength must be within 0...1, got \(s)"
-        case let .timestepsNotSet(scheduler):
-            return "\(scheduler): setTimesteps must be called before stepping"
-        case let .timestepNotInSchedule(scheduler, t):
-            return "\(scheduler): timestep \(t) is not in the current schedule"
-        case let .stepPastEnd(scheduler, index):
-            return "\(scheduler): step \(index) is past the end of the schedule"
-        case let .sizeMismatch(parameter, expected, actual):
-            return "'\(parameter)' has \(actual) elements, expected \(expected)"
+extension ConfigEnum {
+    public init(from decoder: Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        guard let value = Self(rawValue: raw) else {
+            throw SchedulerError.invalidConfigValue(key: decoder.codingPath.last?.stringValue ?? "", value: raw,
+                                                    allowed: Self.allCases.map(\.rawValue))
         }
+        self = value
+    }
+}
+
+/// A number that may also come as a string: "-inf", "inf" (any case, or spelled out) or a decimal.
+struct LooseNumber: Codable, Sendable, Equatable {
+    var value: Double
+
+    init(_ value: Double) { self.value = value }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let d = try? c.decode(Double.self) {
+            value = d
+            return
+        }
+        let s = try c.decode(String.self)
+        switch s.lowercased() {
+        case "-inf", "-infinity": value = -.infinity
+        case "inf", "infinity": value = .infinity
+        default:
+            guard let d = Double(s) else {
+                throw SchedulerError.invalidConfigValue(key: decoder.codingPath.last?.stringValue ?? "", value: s,
+                                                        allowed: ["a number", "-inf"])
+            }
+            value = d
+        }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(value)
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 /// UniPC (Zhao et al. 2023): a multistep predictor (UniP) plus a corrector (UniC) that reuses the
 /// next model evaluation, with the B(h) variants bh1/bh2. Matches diffusers
 /// `scheduling_unipc_multistep.py` (without its optional `solver_p` override).
-public struct UniPCMultistepScheduler: Scheduler {
+public struct UniPCMultistepScheduler: VPSigmaScheduler, SampleClamping {
     public let className = "UniPCMultistepScheduler"
     public let order = 1
     public let schedule: NoiseSchedule
@@ -20,32 +20,17 @@ public struct UniPCMultistepScheduler: Scheduler {
     public let finalSigmasType: FinalSigmasType
     let sigmaMin: Double?
     let sigmaMax: Double?
-    let clamp: SampleClamp
-    let trainSteps: Int
+    var clamp: SampleClamp
 
-    /// Image size in elements for thresholding, which works per image; nil treats the whole sample
-    /// as one image.
-    public var elementsPerImage: Int?
-
-    public private(set) var timesteps: [Float] = []
-    private var sigmaSchedule: [Float] = []
-    private var index = StepIndex()
+    var timeline: SigmaTimeline
     private var modelOutputs: [[Float]] = []
     private var lowerOrderNums = 0
     private var lastSample: [Float]?
     private var thisOrder = 0
 
-    public var sigmas: [Float]? { sigmaSchedule }
-    public var initNoiseSigma: Float { 1 }
-    public var supportsBeginIndex: Bool { true }
-
     public init(config: SchedulerConfig) throws(SchedulerError) {
         try refuseUnsupportedSigmaOptions(config, scheduler: className)
-        trainSteps = config.numTrainTimesteps ?? 1000
-        schedule = try NoiseSchedule(
-            numTrainTimesteps: trainSteps, betaStart: config.betaStart ?? 0.0001, betaEnd: config.betaEnd ?? 0.02,
-            schedule: config.betaSchedule ?? .linear, trainedBetas: config.trainedBetas,
-            rescaleZeroSNR: config.rescaleBetasZeroSnr ?? false, zeroSNRFloor: true)
+        schedule = try NoiseSchedule(config: config, zeroSNR: .floored)
         predictionType = config.predictionType ?? .epsilon
         timestepSpacing = config.timestepSpacing ?? .linspace
         stepsOffset = config.stepsOffset ?? 0
@@ -62,17 +47,12 @@ public struct UniPCMultistepScheduler: Scheduler {
         finalSigmasType = config.finalSigmasType ?? .zero
         sigmaMin = config.sigmaMin
         sigmaMax = config.sigmaMax
-        clamp = SampleClamp(
-            thresholding: config.thresholding ?? false,
-            dynamicThresholdingRatio: Float(config.dynamicThresholdingRatio ?? 0.995),
-            sampleMaxValue: Float(config.sampleMaxValue ?? 1))
-        sigmaSchedule = schedule.trainSigmas
+        clamp = SampleClamp(config: config, clipSampleDefault: nil)
+        timeline = SigmaTimeline(sigmas: schedule.trainSigmas)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
-        guard steps >= 1, steps <= trainSteps else {
-            throw .invalidStepCount(scheduler: className, steps: steps, reason: "must be within 1...\(trainSteps)")
-        }
+        try checkStepCount(steps)
         var ts = Spacing.multistepTimesteps(timestepSpacing, steps: steps, trainSteps: trainSteps, last: trainSteps, offset: stepsOffset)
         let train = schedule.trainSigmas
         var sig: [Double]
@@ -86,25 +66,14 @@ public struct UniPCMultistepScheduler: Scheduler {
         } else {
             let fp = train.map { Double($0) }
             sig = ts.map { NumPy.interpOverIndices(Double($0), fp) }
-            if finalSigmasType == .zero {
-                final = 0
-            } else {
-                let a0 = schedule.alphasCumprod[0]
-                final = ((1 - a0) / a0).squareRoot()
-            }
+            final = schedule.finalSigma(finalSigmasType)
         }
-        sigmaSchedule = sig.map { Float($0) } + [final]
-        timesteps = ts.map { Float($0) }
-        index = StepIndex()
+        timeline = SigmaTimeline(timesteps: ts.map { Float($0) }, sigmas: sig.map { Float($0) } + [final])
         modelOutputs = []
         lowerOrderNums = 0
         lastSample = nil
         thisOrder = 0
     }
-
-    public mutating func setBeginIndex(_ i: Int) { index.begin = i }
-
-    public func scaleModelInput(_ sample: [Float], timestep: Float) throws(SchedulerError) -> [Float] { sample }
 
     private func lambda(_ sigma: Float) -> (alpha: Float, sigma: Float, lambda: Float) {
         let (a, s) = Parameterization.alphaSigma(fromVE: sigma)
@@ -115,7 +84,7 @@ public struct UniPCMultistepScheduler: Scheduler {
         let (alpha, sigmaT) = Parameterization.alphaSigma(fromVE: sigma)
         if predictX0 {
             let x0 = Parameterization.x0(predictionType, output: output, sample: sample, alpha: alpha, sigma: sigmaT)
-            return clamp.apply(x0, elementsPerImage: elementsPerImage)
+            return clamp.apply(x0)
         }
         return Parameterization.epsilon(predictionType, output: output, sample: sample, x0: output, alpha: alpha, sigma: sigmaT)
     }
@@ -167,17 +136,20 @@ public struct UniPCMultistepScheduler: Scheduler {
         return x.map { Float($0) }
     }
 
-    private func predictor(sample x: [Float], order: Int) -> [Float] {
-        let i = index.step ?? 0
+    /// What UniP and UniC share for the step from sigma index `s` to `s + 1`: the first-order
+    /// update of `x` (diffusers' `x_t_`), the log-SNR ratios `rks` (ending in 1) and scaled
+    /// differences `d1s` of the last `order - 1` outputs, and the B(h) system's `b` and scale.
+    private func update(from s: Int, sample x: [Float], order: Int)
+        -> (base: [Float], rks: [Float], d1s: [[Float]], b: [Float], scale: Float) {
         let m0 = modelOutputs[modelOutputs.count - 1]
-        let t = lambda(sigmaSchedule[i + 1]), s0 = lambda(sigmaSchedule[i])
+        let t = lambda(sigmaSchedule[s + 1]), s0 = lambda(sigmaSchedule[s])
         let h = t.lambda - s0.lambda
         var rks: [Float] = []
         var d1s: [[Float]] = []
         if order > 1 {
             for k in 1..<order {
                 let mi = modelOutputs[modelOutputs.count - 1 - k]
-                let rk = (lambda(sigmaSchedule[i - k]).lambda - s0.lambda) / h
+                let rk = (lambda(sigmaSchedule[s - k]).lambda - s0.lambda) / h
                 rks.append(rk)
                 d1s.append(map2(mi, m0) { (a, b) in (a - b) / rk })
             }
@@ -187,41 +159,26 @@ public struct UniPCMultistepScheduler: Scheduler {
         let base = predictX0
             ? combine((t.sigma / s0.sigma, x), (-(t.alpha * hPhi1), m0))
             : combine((t.alpha / s0.alpha, x), (-(t.sigma * hPhi1), m0))
-        guard !d1s.isEmpty else { return base }
-        let rhos = order == 2 ? [Float(0.5)] : solveVandermonde(Array(rks.dropLast()), Array(b.dropLast()))
-        let res = weightedSum(rhos, d1s)
-        let scale = (predictX0 ? t.alpha : t.sigma) * bh
-        return map2(base, res) { (a, r) in a - scale * r }
+        return (base, rks, d1s, b, (predictX0 ? t.alpha : t.sigma) * bh)
+    }
+
+    private func predictor(sample x: [Float], order: Int) -> [Float] {
+        let u = update(from: index.step ?? 0, sample: x, order: order)
+        guard !u.d1s.isEmpty else { return u.base }
+        let rhos = order == 2 ? [Float(0.5)] : solveVandermonde(Array(u.rks.dropLast()), Array(u.b.dropLast()))
+        let res = weightedSum(rhos, u.d1s)
+        return map2(u.base, res) { (a, r) in a - u.scale * r }
     }
 
     private func corrector(output modelT: [Float], lastSample x: [Float], thisSample: [Float], order: Int) -> [Float] {
-        let i = index.step ?? 0
-        let m0 = modelOutputs[modelOutputs.count - 1]
-        let t = lambda(sigmaSchedule[i]), s0 = lambda(sigmaSchedule[i - 1])
-        let h = t.lambda - s0.lambda
-        var rks: [Float] = []
-        var d1s: [[Float]] = []
-        if order > 1 {
-            for k in 1..<order {
-                let mi = modelOutputs[modelOutputs.count - 1 - k]
-                let rk = (lambda(sigmaSchedule[i - (k + 1)]).lambda - s0.lambda) / h
-                rks.append(rk)
-                d1s.append(map2(mi, m0) { (a, b) in (a - b) / rk })
-            }
-        }
-        rks.append(1)
-        let (hPhi1, bh, b) = coefficients(h: h, order: order)
-        let rhos = order == 1 ? [Float(0.5)] : solveVandermonde(rks, b)
-        let base = predictX0
-            ? combine((t.sigma / s0.sigma, x), (-(t.alpha * hPhi1), m0))
-            : combine((t.alpha / s0.alpha, x), (-(t.sigma * hPhi1), m0))
-        let d1t = map2(modelT, m0) { (a, b) in a - b }
+        let u = update(from: (index.step ?? 0) - 1, sample: x, order: order)
+        let rhos = order == 1 ? [Float(0.5)] : solveVandermonde(u.rks, u.b)
+        let d1t = map2(modelT, modelOutputs[modelOutputs.count - 1]) { (a, b) in a - b }
         let last = rhos[rhos.count - 1]
-        let corr: [Float] = d1s.isEmpty
+        let corr: [Float] = u.d1s.isEmpty
             ? map1(d1t) { last * $0 }
-            : map2(weightedSum(Array(rhos.dropLast()), d1s), d1t) { (c, d) in c + last * d }
-        let scale = (predictX0 ? t.alpha : t.sigma) * bh
-        return map2(base, corr) { (a, c) in a - scale * c }
+            : map2(weightedSum(Array(rhos.dropLast()), u.d1s), d1t) { (c, d) in c + last * d }
+        return map2(u.base, corr) { (a, c) in a - u.scale * c }
     }
 
     /// einsum("k,bkc...->bc...", rhos, D1s): a weighted sum over k.
@@ -237,9 +194,7 @@ public struct UniPCMultistepScheduler: Scheduler {
     public mutating func step(modelOutput: [Float], timestep: Float, sample: [Float],
                               noise: inout some RandomSource) throws(SchedulerError) -> SchedulerOutput {
         guard !timesteps.isEmpty else { throw .timestepsNotSet(scheduler: className) }
-        try checkSize(modelOutput, "modelOutput", sample.count)
-        let i = try index.current(for: timestep, in: timesteps, orLast: true, scheduler: className)
-        guard i + 1 < sigmaSchedule.count else { throw .stepPastEnd(scheduler: className, stepIndex: i) }
+        let i = try stepIndex(modelOutput: modelOutput, sample: sample, timestep: timestep)
         index.step = i
         let converted = convert(modelOutput, sample: sample, sigma: sigmaSchedule[i])
         var sample = sample
@@ -255,12 +210,5 @@ public struct UniPCMultistepScheduler: Scheduler {
         if lowerOrderNums < solverOrder { lowerOrderNums += 1 }
         index.step = i + 1
         return SchedulerOutput(prevSample: prev)
-    }
-
-    public func addNoise(original: [Float], noise: [Float], timestep: Float) throws(SchedulerError) -> [Float] {
-        try checkSize(noise, "noise", original.count)
-        let i = try index.forAddNoise(timestep, in: timesteps, orLast: true, scheduler: className)
-        let (alpha, sigma) = Parameterization.alphaSigma(fromVE: sigmaSchedule[i])
-        return map2(original, noise) { (x, n) in alpha * x + sigma * n }
     }
 }
