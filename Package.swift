@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layering (each target only imports the ones below it):
-//   decidiffusion (CLI) -> DeciDiffusion (pipeline) -> DeciModels -> DeciWeights, DeciTensor -> CDeciKernels
+//   decidiffusion (CLI) -> DeciBenchmarks -> DeciDiffusion (pipeline) -> DeciModels -> DeciWeights, DeciTensor -> CDeciKernels
 //   DeciSchedulers, DeciTokenizer, DeciRandom, DeciImage are independent of the tensor layer.
 // Only DeciTensor may import CDeciKernels: a GPU backend later replaces what sits below DeciTensor.
 
@@ -49,9 +49,12 @@ let package = Package(
             name: "DeciDiffusion",
             dependencies: ["DeciModels", "DeciSchedulers", "DeciTokenizer", "DeciRandom", "DeciImage", "DeciWeights", "DeciTensor"]
         ),
+        // Kernel and pipeline timing and random-weight checkpoints for the CLI's `bench`; kept out of
+        // the DeciDiffusion library so programs that embed the pipeline do not link them.
+        .target(name: "DeciBenchmarks", dependencies: ["DeciDiffusion", "DeciModels", "DeciWeights", "DeciTensor"]),
         .executableTarget(
             name: "decidiffusion",
-            dependencies: ["DeciDiffusion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["DeciDiffusion", "DeciBenchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .testTarget(name: "DeciTensorTests", dependencies: ["DeciTensor", "DeciWeights", "TestSupport"]),
@@ -62,5 +65,6 @@ let package = Package(
         .testTarget(name: "DeciImageTests", dependencies: ["DeciImage", "TestSupport"]),
         .testTarget(name: "DeciModelsTests", dependencies: ["DeciModels", "DeciWeights", "DeciTensor", "TestSupport"]),
         .testTarget(name: "DeciDiffusionTests", dependencies: ["DeciDiffusion", "TestSupport"]),
+        .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]
 )
