@@ -4,6 +4,7 @@ import PackageDescription
 // Layering (each target only imports the ones below it):
 //   decidiffusion (CLI) -> DeciBenchmarks -> DeciDiffusion (pipeline) -> DeciModels -> DeciWeights, DeciTensor -> CDeciKernels
 //   DeciSchedulers, DeciTokenizer, DeciRandom, DeciImage are independent of the tensor layer.
+//   DeciJSON (JSON string quoting) is a leaf shared by DeciWeights and DeciImage, so neither needs the other.
 // Only DeciTensor may import CDeciKernels: a GPU backend later replaces what sits below DeciTensor.
 
 // oneDNN: scripts/fetch-onednn.sh puts oneDNN 3.x in .deps/onednn (x86-64 Linux); these flags
@@ -35,7 +36,8 @@ let package = Package(
             linkerSettings: kernelLinkerFlags + [.linkedLibrary("dnnl"), .linkedLibrary("gomp", .when(platforms: [.linux])), .linkedLibrary("m")]
         ),
         .target(name: "DeciTensor", dependencies: ["CDeciKernels"]),
-        .target(name: "DeciWeights", dependencies: ["DeciTensor"]),
+        .target(name: "DeciJSON"),
+        .target(name: "DeciWeights", dependencies: ["DeciTensor", "DeciJSON"]),
         .target(name: "DeciRandom"),
         .target(name: "DeciSchedulers", dependencies: ["DeciRandom"]),
         .target(name: "DeciTokenizer"),
@@ -43,7 +45,7 @@ let package = Package(
             name: "CImageCodecs",
             linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
         ),
-        .target(name: "DeciImage", dependencies: ["CImageCodecs"]),
+        .target(name: "DeciImage", dependencies: ["CImageCodecs", "DeciJSON"]),
         .target(name: "DeciModels", dependencies: ["DeciTensor", "DeciWeights"]),
         .target(
             name: "DeciDiffusion",
@@ -58,6 +60,7 @@ let package = Package(
         ),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .testTarget(name: "DeciTensorTests", dependencies: ["DeciTensor", "DeciWeights", "TestSupport"]),
+        .testTarget(name: "DeciJSONTests", dependencies: ["DeciJSON"]),
         .testTarget(name: "DeciWeightsTests", dependencies: ["DeciWeights", "TestSupport"]),
         .testTarget(name: "DeciRandomTests", dependencies: ["DeciRandom", "TestSupport"]),
         .testTarget(name: "DeciSchedulersTests", dependencies: ["DeciSchedulers", "DeciRandom", "TestSupport"]),
