@@ -21,11 +21,16 @@ let package = Package(
     name: "DeciDiffusion",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "DeciDiffusion", targets: ["DeciDiffusion"]),
+        // The pipeline and the public modules it is built from, which embedders import directly
+        // (DeciImage to write PNGs, DeciSchedulers or DeciModels to go below the pipeline).
+        .library(name: "DeciDiffusion", targets: ["DeciDiffusion", "DeciModels", "DeciSchedulers", "DeciTokenizer", "DeciRandom",
+                                                  "DeciImage", "DeciWeights", "DeciTensor"]),
         .executable(name: "decidiffusion", targets: ["decidiffusion"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation` (DocC); a command plugin, so builds never run it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // C shim over oneDNN plus the element-wise kernels that need AVX-512 / bf16 instructions
