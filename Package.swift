@@ -2,8 +2,9 @@
 import PackageDescription
 
 // Layering (each target only imports the ones below it):
-//   decidiffusion (CLI) -> DeciDiffusion (pipeline) -> DeciModels -> DeciWeights, DeciTensor -> CDeciKernels
+//   decidiffusion (CLI) -> DeciBenchmarks -> DeciDiffusion (pipeline) -> DeciModels -> DeciWeights, DeciTensor -> CDeciKernels
 //   DeciSchedulers, DeciTokenizer, DeciRandom, DeciImage are independent of the tensor layer.
+//   DeciJSON (JSON string quoting) is a leaf shared by DeciWeights and DeciImage, so neither needs the other.
 // Only DeciTensor may import CDeciKernels: a GPU backend later replaces what sits below DeciTensor.
 
 // oneDNN: scripts/fetch-onednn.sh puts oneDNN 3.x in .deps/onednn (x86-64 Linux); these flags
@@ -20,11 +21,16 @@ let package = Package(
     name: "DeciDiffusion",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "DeciDiffusion", targets: ["DeciDiffusion"]),
+        // The pipeline and the public modules it is built from, which embedders import directly
+        // (DeciImage to write PNGs, DeciSchedulers or DeciModels to go below the pipeline).
+        .library(name: "DeciDiffusion", targets: ["DeciDiffusion", "DeciModels", "DeciSchedulers", "DeciTokenizer", "DeciRandom",
+                                                  "DeciImage", "DeciWeights", "DeciTensor"]),
         .executable(name: "decidiffusion", targets: ["decidiffusion"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation` (DocC); a command plugin, so builds never run it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // C shim over oneDNN plus the element-wise kernels that need AVX-512 / bf16 instructions
@@ -35,7 +41,8 @@ let package = Package(
             linkerSettings: kernelLinkerFlags + [.linkedLibrary("dnnl"), .linkedLibrary("gomp", .when(platforms: [.linux])), .linkedLibrary("m")]
         ),
         .target(name: "DeciTensor", dependencies: ["CDeciKernels"]),
-        .target(name: "DeciWeights", dependencies: ["DeciTensor"]),
+        .target(name: "DeciJSON"),
+        .target(name: "DeciWeights", dependencies: ["DeciTensor", "DeciJSON"]),
         .target(name: "DeciRandom"),
         .target(name: "DeciSchedulers", dependencies: ["DeciRandom"]),
         .target(name: "DeciTokenizer"),
@@ -43,18 +50,22 @@ let package = Package(
             name: "CImageCodecs",
             linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
         ),
-        .target(name: "DeciImage", dependencies: ["CImageCodecs"]),
+        .target(name: "DeciImage", dependencies: ["CImageCodecs", "DeciJSON"]),
         .target(name: "DeciModels", dependencies: ["DeciTensor", "DeciWeights"]),
         .target(
             name: "DeciDiffusion",
             dependencies: ["DeciModels", "DeciSchedulers", "DeciTokenizer", "DeciRandom", "DeciImage", "DeciWeights", "DeciTensor"]
         ),
+        // Kernel and pipeline timing and random-weight checkpoints for the CLI's `bench`; kept out of
+        // the DeciDiffusion library so programs that embed the pipeline do not link them.
+        .target(name: "DeciBenchmarks", dependencies: ["DeciDiffusion", "DeciModels", "DeciWeights", "DeciTensor"]),
         .executableTarget(
             name: "decidiffusion",
-            dependencies: ["DeciDiffusion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["DeciDiffusion", "DeciBenchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .testTarget(name: "DeciTensorTests", dependencies: ["DeciTensor", "DeciWeights", "TestSupport"]),
+        .testTarget(name: "DeciJSONTests", dependencies: ["DeciJSON"]),
         .testTarget(name: "DeciWeightsTests", dependencies: ["DeciWeights", "TestSupport"]),
         .testTarget(name: "DeciRandomTests", dependencies: ["DeciRandom", "TestSupport"]),
         .testTarget(name: "DeciSchedulersTests", dependencies: ["DeciSchedulers", "DeciRandom", "TestSupport"]),
@@ -62,5 +73,6 @@ let package = Package(
         .testTarget(name: "DeciImageTests", dependencies: ["DeciImage", "TestSupport"]),
         .testTarget(name: "DeciModelsTests", dependencies: ["DeciModels", "DeciWeights", "DeciTensor", "TestSupport"]),
         .testTarget(name: "DeciDiffusionTests", dependencies: ["DeciDiffusion", "TestSupport"]),
+        .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]
 )

@@ -1,3 +1,5 @@
+import DeciJSON
+
 /// The settings that produced an image, formatted as the `parameters` PNG text chunk that
 /// AUTOMATIC1111's web UI writes (and stable-diffusion.cpp, ComfyUI readers, civitai and
 /// others read):
@@ -73,26 +75,7 @@ public struct GenerationParameters: Sendable, Equatable {
 
     static func quoteIfNeeded(_ value: String) -> String {
         guard value.contains(",") || value.contains(":") || value.contains("\n") else { return value }
-        var s = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": s += "\\\""
-            case "\\": s += "\\\\"
-            case "\n": s += "\\n"
-            case "\r": s += "\\r"
-            case "\t": s += "\\t"
-            case "\u{08}": s += "\\b"
-            case "\u{0C}": s += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    s += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    s.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return s + "\""
+        return jsonQuoted(value)
     }
 
     /// Parses a `parameters` text as the web UI does: the last line holds the fields when it has at

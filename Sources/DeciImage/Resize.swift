@@ -47,53 +47,54 @@ extension RGBImage {
 
     private static func resampleHorizontal(_ src: [UInt8], width: Int, firstRow: Int, rowCount: Int, outWidth: Int,
                                            coefficients c: LanczosCoefficients) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: outWidth * rowCount * 3)
-        src.withUnsafeBufferPointer { s in
-            out.withUnsafeMutableBufferPointer { o in
-                c.weights.withUnsafeBufferPointer { kk in
-                    for y in 0..<rowCount {
-                        let rowBase = (y + firstRow) * width * 3
-                        for x in 0..<outWidth {
-                            let b = c.bounds[x]
-                            let k = x * c.kernelSize
-                            var s0 = LanczosCoefficients.half, s1 = s0, s2 = s0
-                            for i in 0..<b.count {
-                                let p = rowBase + (b.start + i) * 3
-                                let w = kk[k + i]
-                                s0 &+= Int32(s[p]) &* w
-                                s1 &+= Int32(s[p + 1]) &* w
-                                s2 &+= Int32(s[p + 2]) &* w
-                            }
-                            let d = (y * outWidth + x) * 3
-                            o[d] = LanczosCoefficients.clip8(s0)
-                            o[d + 1] = LanczosCoefficients.clip8(s1)
-                            o[d + 2] = LanczosCoefficients.clip8(s2)
-                        }
+        resample(src, outputCount: outWidth * rowCount * 3, coefficients: c) { s, o, kk in
+            for y in 0..<rowCount {
+                let rowBase = (y + firstRow) * width * 3
+                for x in 0..<outWidth {
+                    let b = c.bounds[x]
+                    let k = x * c.kernelSize
+                    var s0 = LanczosCoefficients.half, s1 = s0, s2 = s0
+                    for i in 0..<b.count {
+                        let p = rowBase + (b.start + i) * 3
+                        let w = kk[k + i]
+                        s0 &+= Int32(s[p]) &* w
+                        s1 &+= Int32(s[p + 1]) &* w
+                        s2 &+= Int32(s[p + 2]) &* w
                     }
+                    let d = (y * outWidth + x) * 3
+                    o[d] = LanczosCoefficients.clip8(s0)
+                    o[d + 1] = LanczosCoefficients.clip8(s1)
+                    o[d + 2] = LanczosCoefficients.clip8(s2)
                 }
             }
         }
-        return out
     }
 
     private static func resampleVertical(_ src: [UInt8], width: Int, rowOffset: Int, outHeight: Int,
                                          coefficients c: LanczosCoefficients) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: width * outHeight * 3)
+        resample(src, outputCount: width * outHeight * 3, coefficients: c) { s, o, kk in
+            for y in 0..<outHeight {
+                let b = c.bounds[y]
+                let k = y * c.kernelSize
+                for x in 0..<(width * 3) {
+                    var acc = LanczosCoefficients.half
+                    for i in 0..<b.count {
+                        acc &+= Int32(s[(b.start - rowOffset + i) * width * 3 + x]) &* kk[k + i]
+                    }
+                    o[y * width * 3 + x] = LanczosCoefficients.clip8(acc)
+                }
+            }
+        }
+    }
+
+    /// A zeroed output of `outputCount` bytes filled by `pass`, which reads the source and the
+    /// filter weights through buffer pointers (the passes index them in their innermost loops).
+    private static func resample(_ src: [UInt8], outputCount: Int, coefficients c: LanczosCoefficients,
+                                 _ pass: (UnsafeBufferPointer<UInt8>, UnsafeMutableBufferPointer<UInt8>, UnsafeBufferPointer<Int32>) -> Void) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: outputCount)
         src.withUnsafeBufferPointer { s in
             out.withUnsafeMutableBufferPointer { o in
-                c.weights.withUnsafeBufferPointer { kk in
-                    for y in 0..<outHeight {
-                        let b = c.bounds[y]
-                        let k = y * c.kernelSize
-                        for x in 0..<(width * 3) {
-                            var acc = LanczosCoefficients.half
-                            for i in 0..<b.count {
-                                acc &+= Int32(s[(b.start - rowOffset + i) * width * 3 + x]) &* kk[k + i]
-                            }
-                            o[y * width * 3 + x] = LanczosCoefficients.clip8(acc)
-                        }
-                    }
-                }
+                c.weights.withUnsafeBufferPointer { kk in pass(s, o, kk) }
             }
         }
         return out

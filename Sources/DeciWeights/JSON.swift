@@ -1,6 +1,8 @@
-// A small strict JSON reader and string quoter for safetensors headers and shard indexes.
+// A small strict JSON reader for safetensors headers and shard indexes (strings are quoted by
+// DeciJSON's `jsonQuoted`, shared with DeciImage).
 // Written here rather than using Foundation's JSONSerialization so that integers stay exact
 // (u64 offsets), duplicate keys are caught, and errors carry a byte offset.
+import DeciJSON
 
 /// A parsed JSON value; numbers keep their source text so integers can be read exactly.
 enum JSONValue: Equatable, Sendable {
@@ -264,30 +266,4 @@ private struct JSONParser {
     func printable(_ b: UInt8) -> String {
         (0x20..<0x7F).contains(b) ? String(UnicodeScalar(b)) : "\\x" + String(b, radix: 16)
     }
-}
-
-/// `s` as a JSON string literal, escaped the way serde_json (the reference writer) does: `"` and
-/// `\` escaped, the named control escapes, other control characters as lowercase `\u00xx`, and
-/// everything else (including `/` and non-ASCII) written as is.
-func jsonQuoted(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\u{08}": out += "\\b"
-        case "\u{0C}": out += "\\f"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
 }

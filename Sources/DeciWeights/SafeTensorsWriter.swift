@@ -1,3 +1,4 @@
+import DeciJSON
 import Foundation
 #if canImport(Glibc)
 import Glibc

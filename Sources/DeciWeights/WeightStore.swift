@@ -4,8 +4,8 @@ import Foundation
 /// up by checkpoint key while loading code walks its modules.
 ///
 /// Loading code asks for each parameter with ``take(_:shape:)``, which checks the shape and records
-/// the key as consumed; ``finish(allowUnused:)`` then fails listing every tensor nothing asked for,
-/// so weights can never silently stay uninitialised nor checkpoint tensors silently be ignored.
+/// the key as consumed; ``finish(prefix:allowUnused:)`` then fails listing every tensor nothing
+/// asked for, so weights can never silently stay uninitialised nor checkpoint tensors silently be ignored.
 /// ``scoped(_:renames:)`` gives module code a view under a key prefix, optionally with
 /// ``KeyRename`` rules for older checkpoints.
 ///
@@ -79,7 +79,7 @@ public final class WeightStore: @unchecked Sendable {
     /// Opens a sharded checkpoint from its `*.safetensors.index.json`: `weight_map` maps each key to
     /// a shard file in the index's folder; each shard is opened once. A missing shard, or a key
     /// mapped to a shard that lacks it, is an error naming both. Tensors a shard holds beyond the
-    /// index are kept (``finish(allowUnused:)`` reports them if unused).
+    /// index are kept (``finish(prefix:allowUnused:)`` reports them if unused).
     public static func openSharded(indexPath: String) throws(WeightsError) -> WeightStore {
         let data: Data
         do {
@@ -189,8 +189,8 @@ public final class WeightStore: @unchecked Sendable {
         WeightScope(store: self, prefix: prefix, renames: renames)
     }
 
-    /// Marks keys as deliberately unused (e.g. a component the engine skips) so ``finish`` accepts
-    /// them; keys not in the store are ignored.
+    /// Marks keys as deliberately unused (e.g. a component the engine skips) so
+    /// ``finish(prefix:allowUnused:)`` accepts them; keys not in the store are ignored.
     public func markConsumed<S: Sequence>(_ keys: S) where S.Element == String {
         lock.lock()
         defer { lock.unlock() }

@@ -73,28 +73,18 @@ public struct WeightTensor: @unchecked Sendable, CustomStringConvertible {
 
     /// The elements as f32 (exact from F32/F16/BF16, nearest from F64).
     public func floats() throws(WeightsError) -> [Float] {
-        try requireFloat("Float")
-        return [Float](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
-            if let base = buffer.baseAddress {
-                withRawBytes { WeightConversion.convertToFloat($0.baseAddress!, dtype: dtype, into: base, count: elementCount) }
-            }
-            initialized = elementCount
-        }
+        try converted("Float", WeightConversion.convertToFloat)
     }
 
     /// Converts the elements to f32 into `destination`, which must have room for ``elementCount``
     /// values (the caller's aligned buffer, so no intermediate copy is made).
     public func convertFloats(into destination: UnsafeMutablePointer<Float>) throws(WeightsError) {
-        try requireFloat("Float")
-        guard elementCount > 0 else { return }
-        withRawBytes { WeightConversion.convertToFloat($0.baseAddress!, dtype: dtype, into: destination, count: elementCount) }
+        try convert(into: destination, "Float", WeightConversion.convertToFloat)
     }
 
     /// Converts the elements to f32 into `destination`, whose count must equal ``elementCount``.
     public func convertFloats(into destination: UnsafeMutableBufferPointer<Float>) throws(WeightsError) {
-        try requireCount(destination.count, "Float")
-        guard let base = destination.baseAddress else { return try requireFloat("Float") }
-        try convertFloats(into: base)
+        try convert(into: destination, "Float", WeightConversion.convertToFloat)
     }
 
     // MARK: bf16
@@ -102,29 +92,51 @@ public struct WeightTensor: @unchecked Sendable, CustomStringConvertible {
     /// The elements as bfloat16 bit patterns (copied from BF16, rounded to nearest even from
     /// F32/F16/F64).
     public func bfloat16Bits() throws(WeightsError) -> [UInt16] {
-        try requireFloat("BF16")
-        return [UInt16](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
-            if let base = buffer.baseAddress {
-                withRawBytes { WeightConversion.convertToBFloat16($0.baseAddress!, dtype: dtype, into: base, count: elementCount) }
-            }
-            initialized = elementCount
-        }
+        try converted("BF16", WeightConversion.convertToBFloat16)
     }
 
     /// Converts the elements to bfloat16 bits into `destination`, which must have room for
     /// ``elementCount`` values.
     public func convertBFloat16Bits(into destination: UnsafeMutablePointer<UInt16>) throws(WeightsError) {
-        try requireFloat("BF16")
-        guard elementCount > 0 else { return }
-        withRawBytes { WeightConversion.convertToBFloat16($0.baseAddress!, dtype: dtype, into: destination, count: elementCount) }
+        try convert(into: destination, "BF16", WeightConversion.convertToBFloat16)
     }
 
     /// Converts the elements to bfloat16 bits into `destination`, whose count must equal
     /// ``elementCount``.
     public func convertBFloat16Bits(into destination: UnsafeMutableBufferPointer<UInt16>) throws(WeightsError) {
-        try requireCount(destination.count, "BF16")
-        guard let base = destination.baseAddress else { return try requireFloat("BF16") }
-        try convertBFloat16Bits(into: base)
+        try convert(into: destination, "BF16", WeightConversion.convertToBFloat16)
+    }
+
+    /// One of ``WeightConversion``'s bulk conversions: source, its dtype, destination, count.
+    private typealias BulkConversion<T> = (UnsafeRawPointer, WeightDType, UnsafeMutablePointer<T>, Int) -> Void
+
+    private func converted<T>(_ target: String, _ conversion: BulkConversion<T>) throws(WeightsError) -> [T] {
+        try requireFloat(target)
+        return [T](unsafeUninitializedCapacity: elementCount) { buffer, initialized in
+            if let base = buffer.baseAddress { convertUnchecked(into: base, conversion) }
+            initialized = elementCount
+        }
+    }
+
+    private func convert<T>(into destination: UnsafeMutablePointer<T>, _ target: String,
+                            _ conversion: BulkConversion<T>) throws(WeightsError) {
+        try requireFloat(target)
+        convertUnchecked(into: destination, conversion)
+    }
+
+    private func convert<T>(into destination: UnsafeMutableBufferPointer<T>, _ target: String,
+                            _ conversion: BulkConversion<T>) throws(WeightsError) {
+        try requireCount(destination.count, target)
+        guard let base = destination.baseAddress else { return try requireFloat(target) }
+        try convert(into: base, target, conversion)
+    }
+
+    /// After `requireFloat`: a dtype the conversions take, and room for ``elementCount`` values.
+    private func convertUnchecked<T>(into destination: UnsafeMutablePointer<T>, _ conversion: BulkConversion<T>) {
+        guard elementCount > 0 else { return }
+        withRawBytes { raw in
+            if let source = raw.baseAddress { conversion(source, dtype, destination, elementCount) }
+        }
     }
 
     // MARK: integers

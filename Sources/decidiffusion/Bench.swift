@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeciBenchmarks
 import DeciDiffusion
 import DeciTensor
 import Foundation

@@ -1,3 +1,4 @@
+import DeciDiffusion
 import DeciTensor
 import Foundation
 
