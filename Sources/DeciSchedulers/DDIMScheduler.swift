@@ -5,10 +5,7 @@ import DeciRandom
 public struct DDIMScheduler: AlphaBarScheduler, SampleClamping {
     public let className = "DDIMScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
     var clamp: SampleClamp
     let finalAlphaCumprod: Float
 
@@ -22,12 +19,9 @@ public struct DDIMScheduler: AlphaBarScheduler, SampleClamping {
     private var stepCount: Int?
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        schedule = try NoiseSchedule(config: config, zeroSNR: .plain)
-        predictionType = config.predictionType ?? .epsilon
-        timestepSpacing = config.timestepSpacing ?? .leading
-        stepsOffset = config.stepsOffset ?? 0
+        settings = try ScheduleSettings(config: config, zeroSNR: .plain, spacing: .leading)
         clamp = SampleClamp(config: config, clipSampleDefault: true)
-        finalAlphaCumprod = (config.setAlphaToOne ?? true) ? 1 : schedule.alphasCumprod[0]
+        finalAlphaCumprod = (config.setAlphaToOne ?? true) ? 1 : settings.schedule.alphasCumprod[0]
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {

@@ -6,10 +6,7 @@ import Foundation
 public struct DDPMScheduler: AlphaBarScheduler, SampleClamping {
     public let className = "DDPMScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
     public let varianceType: VarianceType
     var clamp: SampleClamp
 
@@ -17,10 +14,7 @@ public struct DDPMScheduler: AlphaBarScheduler, SampleClamping {
     private var intTimesteps: [Int] = []
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        schedule = try NoiseSchedule(config: config, zeroSNR: .plain)
-        predictionType = config.predictionType ?? .epsilon
-        timestepSpacing = config.timestepSpacing ?? .leading
-        stepsOffset = config.stepsOffset ?? 0
+        settings = try ScheduleSettings(config: config, zeroSNR: .plain, spacing: .leading)
         varianceType = config.varianceType ?? .fixedSmall
         // The learned variances need a model with doubled output channels; diffusers' fixed_large_log
         // takes the square root of a log (NaN), so it is refused too.

@@ -8,10 +8,7 @@ import Foundation
 public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
     public let className = "DPMSolverMultistepScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
     public let algorithm: DPMAlgorithm
     public let solverType: SolverType
     public let solverOrder: Int
@@ -33,10 +30,7 @@ public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
             throw .unsupportedOption(scheduler: className, option: "variance_type '\(v.rawValue)'")
         }
         betaSchedule = config.betaSchedule ?? .linear
-        schedule = try NoiseSchedule(config: config, zeroSNR: .floored)
-        predictionType = config.predictionType ?? .epsilon
-        timestepSpacing = config.timestepSpacing ?? .linspace
-        stepsOffset = config.stepsOffset ?? 0
+        settings = try ScheduleSettings(config: config, zeroSNR: .floored, spacing: .linspace)
         let algo = config.algorithmType ?? .dpmSolverPlusPlus
         algorithm = algo == .deis ? .dpmSolverPlusPlus : algo
         let solver = config.solverType ?? .midpoint
@@ -58,7 +52,7 @@ public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
         }
         lambdaMinClipped = config.lambdaMinClipped ?? -.infinity
         clamp = SampleClamp(config: config, clipSampleDefault: nil)
-        timeline = SigmaTimeline(sigmas: schedule.trainSigmas)
+        timeline = SigmaTimeline(sigmas: settings.schedule.trainSigmas)
     }
 
     private var isPlusPlus: Bool { algorithm == .dpmSolverPlusPlus || algorithm == .sdeDPMSolverPlusPlus }

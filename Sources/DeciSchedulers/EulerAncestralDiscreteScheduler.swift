@@ -6,22 +6,16 @@ import DeciRandom
 public struct EulerAncestralDiscreteScheduler: VESigmaScheduler {
     public let className = "EulerAncestralDiscreteScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
 
     var timeline: SigmaTimeline
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        schedule = try NoiseSchedule(config: config, zeroSNR: .floored)
-        predictionType = config.predictionType ?? .epsilon
-        guard predictionType != .sample else {
+        settings = try ScheduleSettings(config: config, zeroSNR: .floored, spacing: .linspace)
+        guard settings.predictionType != .sample else {
             throw .unsupportedOption(scheduler: className, option: "prediction_type 'sample'")
         }
-        timestepSpacing = config.timestepSpacing ?? .linspace
-        stepsOffset = config.stepsOffset ?? 0
-        timeline = Self.trainingTimeline(schedule)
+        timeline = Self.trainingTimeline(settings.schedule)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {

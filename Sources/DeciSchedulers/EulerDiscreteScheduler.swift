@@ -5,10 +5,7 @@ import DeciRandom
 public struct EulerDiscreteScheduler: VESigmaScheduler {
     public let className = "EulerDiscreteScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
     public let useKarrasSigmas: Bool
     public let finalSigmasType: FinalSigmasType
     let sigmaMin: Double?
@@ -30,15 +27,12 @@ public struct EulerDiscreteScheduler: VESigmaScheduler {
         if let tt = config.timestepType, tt != "discrete" {
             throw .unsupportedOption(scheduler: className, option: "timestep_type '\(tt)'")
         }
-        schedule = try NoiseSchedule(config: config, zeroSNR: .floored)
-        predictionType = config.predictionType ?? .epsilon
-        timestepSpacing = config.timestepSpacing ?? .linspace
-        stepsOffset = config.stepsOffset ?? 0
+        settings = try ScheduleSettings(config: config, zeroSNR: .floored, spacing: .linspace)
         useKarrasSigmas = config.useKarrasSigmas ?? false
         finalSigmasType = config.finalSigmasType ?? .zero
         sigmaMin = config.sigmaMin
         sigmaMax = config.sigmaMax
-        timeline = Self.trainingTimeline(schedule)
+        timeline = Self.trainingTimeline(settings.schedule)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {

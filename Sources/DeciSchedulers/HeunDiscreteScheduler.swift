@@ -7,10 +7,7 @@ import DeciRandom
 public struct HeunDiscreteScheduler: VESigmaScheduler {
     public let className = "HeunDiscreteScheduler"
     public let order = 2
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
     public let useKarrasSigmas: Bool
     let clamp: SampleClamp
 
@@ -22,10 +19,7 @@ public struct HeunDiscreteScheduler: VESigmaScheduler {
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
         try refuseUnsupportedSigmaOptions(config, scheduler: className)
-        schedule = try NoiseSchedule(config: config, betaStart: 0.00085, betaEnd: 0.012, zeroSNR: .absent)
-        predictionType = config.predictionType ?? .epsilon
-        timestepSpacing = config.timestepSpacing ?? .linspace
-        stepsOffset = config.stepsOffset ?? 0
+        settings = try ScheduleSettings(config: config, betaStart: 0.00085, betaEnd: 0.012, zeroSNR: .absent, spacing: .linspace)
         useKarrasSigmas = config.useKarrasSigmas ?? false
         clamp = SampleClamp(config: config, hasThresholding: false, clipSampleDefault: false)
         // Replaced at once: diffusers' constructor sets the training-length schedule.

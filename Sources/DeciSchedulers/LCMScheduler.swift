@@ -6,8 +6,7 @@ import DeciRandom
 public struct LCMScheduler: AlphaBarScheduler, SampleClamping {
     public let className = "LCMScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
+    public let settings: ScheduleSettings
     public let originalInferenceSteps: Int
     public let timestepScaling: Float
     var clamp: SampleClamp
@@ -18,13 +17,13 @@ public struct LCMScheduler: AlphaBarScheduler, SampleClamping {
     public var supportsBeginIndex: Bool { true }
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        schedule = try NoiseSchedule(config: config, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: .scaledLinear,
-                                     zeroSNR: .plain)
-        predictionType = config.predictionType ?? .epsilon
+        // diffusers' LCMScheduler stores timestep_spacing and steps_offset but its set_timesteps uses neither.
+        settings = try ScheduleSettings(config: config, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: .scaledLinear,
+                                        zeroSNR: .plain, spacing: .leading)
         originalInferenceSteps = config.originalInferenceSteps ?? 50
         timestepScaling = Float(config.timestepScaling ?? 10)
         clamp = SampleClamp(config: config, clipSampleDefault: false)
-        finalAlphaCumprod = (config.setAlphaToOne ?? true) ? 1 : schedule.alphasCumprod[0]
+        finalAlphaCumprod = (config.setAlphaToOne ?? true) ? 1 : settings.schedule.alphasCumprod[0]
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {

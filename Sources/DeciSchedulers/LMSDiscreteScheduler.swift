@@ -7,10 +7,7 @@ import DeciRandom
 public struct LMSDiscreteScheduler: VESigmaScheduler {
     public let className = "LMSDiscreteScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
     public let useKarrasSigmas: Bool
 
     /// The multistep order (diffusers' `step(order=4)` default).
@@ -21,12 +18,9 @@ public struct LMSDiscreteScheduler: VESigmaScheduler {
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
         try refuseUnsupportedSigmaOptions(config, scheduler: className)
-        schedule = try NoiseSchedule(config: config, zeroSNR: .absent)
-        predictionType = config.predictionType ?? .epsilon
-        timestepSpacing = config.timestepSpacing ?? .linspace
-        stepsOffset = config.stepsOffset ?? 0
+        settings = try ScheduleSettings(config: config, zeroSNR: .absent, spacing: .linspace)
         useKarrasSigmas = config.useKarrasSigmas ?? false
-        timeline = Self.trainingTimeline(schedule)
+        timeline = Self.trainingTimeline(settings.schedule)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {

@@ -7,10 +7,7 @@ import DeciRandom
 public struct PNDMScheduler: AlphaBarScheduler {
     public let className = "PNDMScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
     public let skipPrkSteps: Bool
     let finalAlphaCumprod: Float
 
@@ -25,15 +22,12 @@ public struct PNDMScheduler: AlphaBarScheduler {
     private var prkTimesteps: [Int] = []
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        schedule = try NoiseSchedule(config: config, zeroSNR: .absent)
-        predictionType = config.predictionType ?? .epsilon
-        guard predictionType != .sample else {
+        settings = try ScheduleSettings(config: config, zeroSNR: .absent, spacing: .leading)
+        guard settings.predictionType != .sample else {
             throw .unsupportedOption(scheduler: className, option: "prediction_type 'sample'")
         }
-        timestepSpacing = config.timestepSpacing ?? .leading
-        stepsOffset = config.stepsOffset ?? 0
         skipPrkSteps = config.skipPrkSteps ?? false
-        finalAlphaCumprod = (config.setAlphaToOne ?? false) ? 1 : schedule.alphasCumprod[0]
+        finalAlphaCumprod = (config.setAlphaToOne ?? false) ? 1 : settings.schedule.alphasCumprod[0]
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {

@@ -15,10 +15,14 @@
 
 /// A scheduler built on a training noise schedule.
 protocol TrainedScheduler: Scheduler {
-    var schedule: NoiseSchedule { get }
+    var settings: ScheduleSettings { get }
 }
 
 extension TrainedScheduler {
+    var schedule: NoiseSchedule { settings.schedule }
+    var predictionType: PredictionType { settings.predictionType }
+    var timestepSpacing: TimestepSpacing { settings.timestepSpacing }
+    var stepsOffset: Int { settings.stepsOffset }
     var trainSteps: Int { schedule.numTrainTimesteps }
 
     public var initNoiseSigma: Float { 1 }
@@ -103,10 +107,7 @@ extension SigmaScheduler {
 }
 
 /// A sigma scheduler whose samples are in sigma scale, x = x0 + sigma * eps.
-protocol VESigmaScheduler: SigmaScheduler {
-    var timestepSpacing: TimestepSpacing { get }
-    var stepsOffset: Int { get }
-}
+protocol VESigmaScheduler: SigmaScheduler {}
 
 extension VESigmaScheduler {
     public var initNoiseSigma: Float { Sigmas.initNoiseSigma(sigmaSchedule, spacing: timestepSpacing) }

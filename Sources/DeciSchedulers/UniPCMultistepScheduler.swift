@@ -7,10 +7,7 @@ import Foundation
 public struct UniPCMultistepScheduler: VPSigmaScheduler, SampleClamping {
     public let className = "UniPCMultistepScheduler"
     public let order = 1
-    public let schedule: NoiseSchedule
-    public let predictionType: PredictionType
-    public let timestepSpacing: TimestepSpacing
-    public let stepsOffset: Int
+    public let settings: ScheduleSettings
     public let solverOrder: Int
     public let solverType: SolverType
     public let predictX0: Bool
@@ -30,10 +27,7 @@ public struct UniPCMultistepScheduler: VPSigmaScheduler, SampleClamping {
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
         try refuseUnsupportedSigmaOptions(config, scheduler: className)
-        schedule = try NoiseSchedule(config: config, zeroSNR: .floored)
-        predictionType = config.predictionType ?? .epsilon
-        timestepSpacing = config.timestepSpacing ?? .linspace
-        stepsOffset = config.stepsOffset ?? 0
+        settings = try ScheduleSettings(config: config, zeroSNR: .floored, spacing: .linspace)
         solverOrder = config.solverOrder ?? 2
         guard solverOrder >= 1 else {
             throw .invalidConfigValue(key: "solver_order", value: "\(solverOrder)", allowed: ["an integer >= 1"])
@@ -48,7 +42,7 @@ public struct UniPCMultistepScheduler: VPSigmaScheduler, SampleClamping {
         sigmaMin = config.sigmaMin
         sigmaMax = config.sigmaMax
         clamp = SampleClamp(config: config, clipSampleDefault: nil)
-        timeline = SigmaTimeline(sigmas: schedule.trainSigmas)
+        timeline = SigmaTimeline(sigmas: settings.schedule.trainSigmas)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
