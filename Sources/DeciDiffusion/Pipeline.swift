@@ -203,18 +203,9 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
         let cond = try embed(req.prompts)
         let parts = req.doClassifierFreeGuidance ? [try embed(req.negativePrompts), cond] : [cond]
-        let (tokens, channels) = (cond.shape[1], cond.shape[2])
-        let rowsPerPrompt = tokens * channels
-        let out = Tensor(shape: [parts.count * req.batch, tokens, channels])
-        var dst = 0
-        for part in parts {
-            for p in 0..<req.prompts.count {
-                for _ in 0..<req.imagesPerPrompt {
-                    (out.pointer + dst).update(from: part.pointer + p * rowsPerPrompt, count: rowsPerPrompt)
-                    dst += rowsPerPrompt
-                }
-            }
-        }
+        // Image i of the batch shows prompt i / imagesPerPrompt.
+        let images = (0..<req.prompts.count).flatMap { [Int](repeating: $0, count: req.imagesPerPrompt) }
+        let out = Ops.concatBatch(parts.map { Ops.gatherBatch($0, images) })
         return (out, warnings)
     }
 

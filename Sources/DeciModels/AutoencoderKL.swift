@@ -107,7 +107,7 @@ public final class AutoencoderKL: @unchecked Sendable {
     /// memory of a single image).
     public func decodeLatents(_ latents: Tensor, tiling: VAETiling? = nil, sliced: Bool = true) -> Tensor {
         precondition(latents.rank == 4, "AutoencoderKL.decodeLatents: latents must be NHWC, got \(latents.shape)")
-        let z = affine(latents, divide: Float(config.scalingFactor), add: Float(config.shiftFactor ?? 0))
+        let z = Ops.affine(latents, dividedBy: Float(config.scalingFactor), adding: Float(config.shiftFactor ?? 0))
         guard sliced, z.shape[0] > 1 else { return decode(z, tiling: tiling) }
         return perImage(z) { decode($0, tiling: tiling) }
     }
@@ -139,33 +139,13 @@ public final class AutoencoderKL: @unchecked Sendable {
     public func encodeLatents(_ images: Tensor, noise: Tensor? = nil, tiling: VAETiling? = nil) -> Tensor {
         let dist = encode(images, tiling: tiling)
         let z = noise.map { dist.sample(noise: $0) } ?? dist.mode
-        let shift = Float(config.shiftFactor ?? 0), scale = Float(config.scalingFactor)
-        let out = Tensor(shape: z.shape)
-        for i in 0..<z.count { out[flat: i] = (z[flat: i] - shift) * scale }
-        return out
+        return Ops.affine(z, subtracting: Float(config.shiftFactor ?? 0), multipliedBy: Float(config.scalingFactor))
     }
 
     // MARK: Helpers
 
-    private func affine(_ x: Tensor, divide d: Float, add a: Float) -> Tensor {
-        let out = Tensor(shape: x.shape)
-        let (src, dst) = (x.pointer, out.pointer)
-        for i in 0..<x.count { dst[i] = src[i] / d + a }
-        return out
-    }
-
     private func perImage(_ x: Tensor, _ f: (Tensor) -> Tensor) -> Tensor {
-        let n = x.shape[0], per = x.count / n
-        var out: Tensor?
-        for i in 0..<n {
-            let item = Tensor(shape: [1] + x.shape.dropFirst())
-            item.pointer.update(from: x.pointer + i * per, count: per)
-            let y = f(item)
-            let o = out ?? Tensor(shape: [n] + y.shape.dropFirst())
-            o.pointer.advanced(by: i * y.count).update(from: y.pointer, count: y.count)
-            out = o
-        }
-        return out ?? x
+        Ops.concatBatch((0..<x.shape[0]).map { f(Ops.gatherBatch(x, [$0])) })
     }
 }
 
@@ -181,21 +161,10 @@ public struct DiagonalGaussian: Sendable {
     /// log-variance.
     public init(moments: Tensor) {
         precondition(moments.rank == 4 && moments.channels % 2 == 0, "DiagonalGaussian: moments must be NHWC with even channels, got \(moments.shape)")
-        let c = moments.channels / 2
-        let shape = Array(moments.shape.dropLast()) + [c]
-        let mean = Tensor(shape: shape), logvar = Tensor(shape: shape), std = Tensor(shape: shape)
-        let src = moments.pointer
-        for r in 0..<moments.rows {
-            for k in 0..<c {
-                let lv = min(max(src[r * 2 * c + c + k], -30), 20)
-                mean[flat: r * c + k] = src[r * 2 * c + k]
-                logvar[flat: r * c + k] = lv
-                std[flat: r * c + k] = Foundation.exp(0.5 * lv)
-            }
-        }
-        self.mean = mean
-        self.logvar = logvar
-        self.std = std
+        let g = Ops.diagonalGaussian(moments)
+        mean = g.mean
+        logvar = g.logvar
+        std = g.std
     }
 
     /// The most likely latents (diffusers `mode()`).
@@ -205,9 +174,7 @@ public struct DiagonalGaussian: Sendable {
     /// (diffusers draws it NCHW with `randn_tensor`; convert with `Tensor.fromNCHW`).
     public func sample(noise: Tensor) -> Tensor {
         precondition(noise.shape == mean.shape, "DiagonalGaussian.sample: noise \(noise.shape) must match the latents \(mean.shape)")
-        let out = Tensor(shape: mean.shape)
-        for i in 0..<out.count { out[flat: i] = mean[flat: i] + std[flat: i] * noise[flat: i] }
-        return out
+        return Ops.gaussianSample(mean: mean, std: std, noise: noise)
     }
 }
 
@@ -261,90 +228,15 @@ struct Tiler {
         for y0 in stride(from: 0, to: hgt, by: step) {
             var row: [Tensor] = []
             for x0 in stride(from: 0, to: wid, by: step) {
-                let tile = f(Tiler.slice(x, y: y0, x: x0, height: min(crop, hgt - y0), width: min(crop, wid - x0)))
-                if !above.isEmpty { Tiler.blendVertical(top: above[row.count], into: tile, extent: blendExtent) }
-                if let left = row.last { Tiler.blendHorizontal(left: left, into: tile, extent: blendExtent) }
+                let tile = f(Ops.crop(x, y: y0, x: x0, height: min(crop, hgt - y0), width: min(crop, wid - x0)))
+                if !above.isEmpty { Ops.blendVertical(top: above[row.count], into: tile, extent: blendExtent) }
+                if let left = row.last { Ops.blendHorizontal(left: left, into: tile, extent: blendExtent) }
                 row.append(tile)
             }
-            kept.append(row.map { Tiler.slice($0, y: 0, x: 0, height: min(keep, $0.shape[1]), width: min(keep, $0.shape[2])) })
+            kept.append(row.map { Ops.crop($0, y: 0, x: 0, height: min(keep, $0.shape[1]), width: min(keep, $0.shape[2])) })
             above = row
         }
-        return Tiler.assemble(kept)
-    }
-
-    /// A copy of `x[:, y..<y+height, x..<x+width, :]`.
-    static func slice(_ t: Tensor, y: Int, x: Int, height: Int, width: Int) -> Tensor {
-        let (n, h, w, c) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3])
-        let out = Tensor(shape: [n, height, width, c])
-        for b in 0..<n {
-            for r in 0..<height {
-                out.pointer.advanced(by: ((b * height + r) * width) * c)
-                    .update(from: t.pointer.advanced(by: ((b * h + y + r) * w + x) * c), count: width * c)
-            }
-        }
-        return out
-    }
-
-    // diffusers blend_v: the first `e` rows of `b` fade from the last `e` rows of `a`.
-    static func blendVertical(top a: Tensor, into b: Tensor, extent: Int) {
-        let e = min(a.shape[1], b.shape[1], extent)
-        let (n, ah, bh, w, c) = (b.shape[0], a.shape[1], b.shape[1], b.shape[2], b.shape[3])
-        precondition(a.shape[2] == w && a.shape[3] == c, "blend: tiles \(a.shape) and \(b.shape) do not line up")
-        let rowLen = w * c
-        for y in 0..<e {
-            let (wa, wb) = weights(y, e)
-            for i in 0..<n {
-                let pa = a.pointer.advanced(by: (i * ah + ah - e + y) * rowLen)
-                let pb = b.pointer.advanced(by: (i * bh + y) * rowLen)
-                for k in 0..<rowLen { pb[k] = pa[k] * wa + pb[k] * wb }
-            }
-        }
-    }
-
-    // diffusers blend_h: the first `e` columns of `b` fade from the last `e` columns of `a`.
-    static func blendHorizontal(left a: Tensor, into b: Tensor, extent: Int) {
-        let e = min(a.shape[2], b.shape[2], extent)
-        let (n, h, aw, bw, c) = (b.shape[0], b.shape[1], a.shape[2], b.shape[2], b.shape[3])
-        precondition(a.shape[1] == h && a.shape[3] == c, "blend: tiles \(a.shape) and \(b.shape) do not line up")
-        for x in 0..<e {
-            let (wa, wb) = weights(x, e)
-            for r in 0..<(n * h) {
-                let pa = a.pointer.advanced(by: (r * aw + aw - e + x) * c)
-                let pb = b.pointer.advanced(by: (r * bw + x) * c)
-                for k in 0..<c { pb[k] = pa[k] * wa + pb[k] * wb }
-            }
-        }
-    }
-
-    // The two factors in double, then float32, as torch scales a float tensor by a Python float.
-    private static func weights(_ i: Int, _ e: Int) -> (Float, Float) {
-        let t = Double(i) / Double(e)
-        return (Float(1 - t), Float(t))
-    }
-
-    /// Concatenates a grid of tiles (rows of equal height, columns of equal width).
-    static func assemble(_ grid: [[Tensor]]) -> Tensor {
-        guard let first = grid.first?.first else { preconditionFailure("tiling produced no tiles") }
-        let (n, c) = (first.shape[0], first.shape[3])
-        let height = grid.reduce(0) { $0 + $1[0].shape[1] }
-        let width = grid[0].reduce(0) { $0 + $1.shape[2] }
-        let out = Tensor(shape: [n, height, width, c])
-        var y0 = 0
-        for row in grid {
-            var x0 = 0
-            for tile in row {
-                let (th, tw) = (tile.shape[1], tile.shape[2])
-                for b in 0..<n {
-                    for r in 0..<th {
-                        out.pointer.advanced(by: ((b * height + y0 + r) * width + x0) * c)
-                            .update(from: tile.pointer.advanced(by: ((b * th + r) * tw) * c), count: tw * c)
-                    }
-                }
-                x0 += tw
-            }
-            y0 += row[0].shape[1]
-        }
-        return out
+        return Ops.assemble(kept)
     }
 }
 

@@ -220,19 +220,7 @@ public final class TimestepEmbedding: @unchecked Sendable {
     /// The sinusoidal features of `timesteps` as diffusers' `get_timestep_embedding` computes them
     /// in float32: `[cos, sin]` halves when flipped.
     public func sinusoidal(_ timesteps: [Float]) -> Tensor {
-        let half = projectionChannels / 2
-        let out = Tensor.zeros([timesteps.count, projectionChannels])
-        let logMax = Float(log(10000.0))
-        for (b, t) in timesteps.enumerated() {
-            for i in 0..<half {
-                let freq = Foundation.exp(-logMax * Float(i) / (Float(half) - freqShift))
-                let arg = t * freq
-                let (s, c) = (Foundation.sin(arg), Foundation.cos(arg))
-                out[flat: b * projectionChannels + i] = flipSinToCos ? c : s
-                out[flat: b * projectionChannels + half + i] = flipSinToCos ? s : c
-            }
-        }
-        return out
+        Ops.timestepEmbedding(timesteps, channels: projectionChannels, flipSinToCos: flipSinToCos, freqShift: freqShift)
     }
 
     /// Time embedding `[n, embeddingChannels]` for one timestep per batch element.

@@ -21,9 +21,9 @@ public final class CLIPTextModel: Sendable {
     public let config: CLIPTextConfig
     public let precision: Precision
     /// `[vocab, hidden]`, row per token id.
-    let token_embedding: [Float]
+    let token_embedding: Tensor
     /// `[maxPositions, hidden]`.
-    let position_embedding: [Float]
+    let position_embedding: Tensor
     let layers: [CLIPEncoderLayer]
     let final_layer_norm: LayerNorm
 
@@ -35,8 +35,8 @@ public final class CLIPTextModel: Sendable {
         self.config = config
         self.precision = precision
         let h = config.hiddenSize
-        token_embedding = try w.floats("embeddings.token_embedding.weight", shape: [config.vocabSize, h])
-        position_embedding = try w.floats("embeddings.position_embedding.weight", shape: [config.maxPositionEmbeddings, h])
+        token_embedding = try w.tensor("embeddings.token_embedding.weight", shape: [config.vocabSize, h])
+        position_embedding = try w.tensor("embeddings.position_embedding.weight", shape: [config.maxPositionEmbeddings, h])
         var layers: [CLIPEncoderLayer] = []
         for i in 0..<config.numHiddenLayers {
             layers.append(try CLIPEncoderLayer(w.scoped("encoder.layers.\(i)."), hidden: h, intermediate: config.intermediateSize,
@@ -99,20 +99,9 @@ public final class CLIPTextModel: Sendable {
                 throw CLIPTextInputError("row \(b), position \(bad): token id \(row[bad]) is outside the vocabulary 0..<\(config.vocabSize)")
             }
         }
-        let hidden = config.hiddenSize
-        let out = Tensor(shape: [batch, tokens, hidden])
-        token_embedding.withUnsafeBufferPointer { tok in
-            position_embedding.withUnsafeBufferPointer { pos in
-                for (b, row) in ids.enumerated() {
-                    for (p, id) in row.enumerated() {
-                        let dst = out.pointer + (b * tokens + p) * hidden
-                        let t = Int(id) * hidden, q = p * hidden
-                        for i in 0..<hidden { dst[i] = tok[t + i] + pos[q + i] }
-                    }
-                }
-            }
-        }
-        return out
+        let tok = Ops.gatherRows(token_embedding, ids.flatMap { $0.map(Int.init) })
+        let pos = Ops.gatherRows(position_embedding, Array(0..<tokens))
+        return Ops.addRepeating(tok, pos).reshaped([batch, tokens, config.hiddenSize])
     }
 }
 
