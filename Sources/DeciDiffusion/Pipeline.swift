@@ -337,8 +337,3 @@ func timed<T>(_ seconds: inout Double, _ body: () throws -> T) rethrows -> T {
     defer { seconds += Date().timeIntervalSince(t0) }
     return try body()
 }
-
-extension AutoencoderKL {
-    /// Pixels per latent along each side: 2 per downsampling block.
-    public var scaleFactor: Int { 1 << (config.blockOutChannels.count - 1) }
-}

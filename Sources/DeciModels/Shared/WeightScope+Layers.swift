@@ -1,21 +1,6 @@
+// Layer builders over a weight scope: module code asks for its parameters by checkpoint key.
 import DeciTensor
 import DeciWeights
-
-/// A model failed to build: a bad config, a missing or mis-shaped tensor, or a kernel that could
-/// not be set up. Messages name the file, key or parameter.
-public enum ModelError: Error, CustomStringConvertible {
-    case config(String)
-    case weights(WeightsError)
-    case kernel(String)
-
-    public var description: String {
-        switch self {
-        case .config(let m): "config: \(m)"
-        case .weights(let e): "\(e)"
-        case .kernel(let m): "kernel setup: \(m)"
-        }
-    }
-}
 
 /// Builds layers from checkpoint tensors. Module code asks for its parameters by their key relative
 /// to its scope (e.g. `conv1`, `attn1.to_q`), so module structure mirrors the checkpoint.
