@@ -79,13 +79,13 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
         let tokenizer = try component(layout.tokenizer) { try CLIPTokenizer(directory: layout.tokenizer) }
         let textEncoder = try component(layout.textEncoder) {
-            try CLIPTextModel.load(folder: layout.textEncoder.path, variant: variant, precision: precision)
+            try CLIPTextModel.load(directory: layout.textEncoder.path, precision: precision, variant: variant)
         }
         let denoiserFolder = layout.denoiserFolder
         let denoiser: any Denoiser = try component(denoiserFolder) {
             switch layout.denoiser {
-            case .unetNAS: try UNetNAS.load(folder: denoiserFolder.path, variant: variant, precision: precision)
-            case .unet2DCondition: try UNet2DConditionModel.load(folder: denoiserFolder.path, variant: variant, precision: precision)
+            case .unetNAS: try UNetNAS.load(directory: denoiserFolder.path, precision: precision, variant: variant)
+            case .unet2DCondition: try UNet2DConditionModel.load(directory: denoiserFolder.path, precision: precision, variant: variant)
             }
         }
         let vae = try component(layout.vae) { try AutoencoderKL.load(directory: layout.vae.path, precision: precision, variant: variant) }

@@ -59,11 +59,10 @@ public final class CLIPTextModel: Sendable {
     /// Loads a checkpoint's `text_encoder/` folder: `config.json` and the weights that
     /// ``ComponentWeights/locate(in:variant:)`` picks (e.g. `model.safetensors`, or
     /// `model.fp16.safetensors` for `variant: "fp16"`).
-    public static func load(folder: String, variant: String? = nil, precision: Precision) throws(ModelError) -> CLIPTextModel {
-        let config = try CLIPTextConfig.load(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent("config.json"))
-        let store: WeightStore
-        do { store = try WeightStore.openComponent(folder, variant: variant) } catch { throw .weights(error) }
-        return try CLIPTextModel(config: config, weights: store, precision: precision)
+    public static func load(directory: String, precision: Precision, variant: String? = nil) throws(ModelError) -> CLIPTextModel {
+        try loadComponent(directory: directory, variant: variant, config: CLIPTextConfig.load(contentsOf:)) { (config, store) throws(ModelError) in
+            try CLIPTextModel(config: config, weights: store, precision: precision)
+        }
     }
 
     /// Parameters held (as the checkpoint counts them).

@@ -23,9 +23,9 @@ func decodeConfig<T: Decodable>(_ type: T.Type, from data: Data, source: String)
     }
 }
 
-func readConfigFile(_ path: String) throws(ModelError) -> Data {
-    do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-        throw .config("cannot read \(path): \(error.localizedDescription)")
+func readConfigFile(_ url: URL) throws(ModelError) -> Data {
+    do { return try Data(contentsOf: url) } catch {
+        throw .config("cannot read \(url.path): \(error.localizedDescription)")
     }
 }
 

@@ -51,3 +51,6 @@ extension Denoiser {
 func perElement(_ timesteps: [Float], batch: Int) -> [Float] {
     timesteps.count == batch ? timesteps : [Float](repeating: timesteps[0], count: batch)
 }
+
+/// Profile label of an NHWC activation: `640ch 32x32`.
+func site(_ t: Tensor) -> String { "\(t.shape[3])ch \(t.shape[1])x\(t.shape[2])" }

@@ -72,9 +72,9 @@ public struct UNet2DConditionConfig: Decodable, Sendable {
         crossAttentionNorm = try c.decodeIfPresent(String.self, forKey: .crossAttentionNorm)
     }
 
-    /// Reads and validates `config.json`.
-    public static func load(_ path: String) throws(ModelError) -> UNet2DConditionConfig {
-        try decode(readConfigFile(path), source: path)
+    /// Reads and validates the `config.json` at `url`; errors name its path.
+    public static func load(contentsOf url: URL) throws(ModelError) -> UNet2DConditionConfig {
+        try decode(readConfigFile(url), source: url.path)
     }
 
     /// Decodes and validates config JSON; `source` names it in errors.

@@ -67,12 +67,11 @@ public final class AutoencoderKL: @unchecked Sendable {
 
     /// Loads a diffusers `vae/` folder: `config.json` plus the weights `ComponentWeights` finds
     /// there (`diffusion_pytorch_model[.variant].safetensors` or a shard index).
-    public static func load(directory: String, precision: Precision, parts: Parts = .all,
-                            variant: String? = nil) throws(ModelError) -> AutoencoderKL {
-        let config = try AutoencoderKLConfig.load(URL(fileURLWithPath: directory).appendingPathComponent("config.json").path)
-        let store: WeightStore
-        do { store = try ComponentWeights.locate(in: directory, variant: variant).open() } catch { throw .weights(error) }
-        return try AutoencoderKL(config: config, weights: store.scoped(""), precision: precision, parts: parts)
+    public static func load(directory: String, precision: Precision, variant: String? = nil,
+                            parts: Parts = .all) throws(ModelError) -> AutoencoderKL {
+        try loadComponent(directory: directory, variant: variant, config: AutoencoderKLConfig.load(contentsOf:)) { (config, store) throws(ModelError) in
+            try AutoencoderKL(config: config, weights: store.scoped(""), precision: precision, parts: parts)
+        }
     }
 
     /// Pixels per latent along each side: 2 per downsampling block.

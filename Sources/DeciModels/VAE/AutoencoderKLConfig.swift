@@ -99,10 +99,11 @@ public struct AutoencoderKLConfig: Codable, Sendable, Equatable {
         self = s
     }
 
-    /// Reads and validates `config.json` at `path`.
-    public static func load(_ path: String) throws(ModelError) -> AutoencoderKLConfig {
+    /// Reads and validates the `config.json` at `url`; errors name its path.
+    public static func load(contentsOf url: URL) throws(ModelError) -> AutoencoderKLConfig {
+        let path = url.path
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        do { data = try Data(contentsOf: url) } catch {
             throw .config("\(path): cannot read: \(error.localizedDescription)")
         }
         let config: AutoencoderKLConfig
