@@ -10,16 +10,8 @@ import Foundation
 ///
 /// Skips follow diffusers: conv_in's output, every resnet (after its attention, in cross-attention
 /// blocks) and every downsample; each up-block resnet concatenates `[h, newest skip]`.
-public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
+public final class UNet2DConditionModel: SDFamilyUNet, SDFamilyUNetModel, @unchecked Sendable {
     public let config: UNet2DConditionConfig
-    public let precision: Precision
-    public let inChannels: Int
-    public let outChannels: Int
-    public let contextChannels: Int
-    public let latentSizeMultiple: Int
-
-    /// conv_in, time embedding and output head, at the checkpoint root.
-    let shell: UNetShell
     let down_blocks: [Block]
     let mid_block: Block
     let up_blocks: [Block]
@@ -33,14 +25,6 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
         let upsampler: Upsample2D?
     }
 
-    /// Loads a diffusers component folder: `config.json` and the weights
-    /// ``ComponentWeights/locate(in:variant:)`` finds there (fp16 or fp32, one file or shards).
-    public static func load(directory: String, precision: Precision, variant: String? = nil) throws(ModelError) -> UNet2DConditionModel {
-        try loadComponent(directory: directory, variant: variant, config: UNet2DConditionConfig.load(contentsOf:)) { (config, store) throws(ModelError) in
-            try UNet2DConditionModel(config: config, weights: store.scoped(""), precision: precision)
-        }
-    }
-
     /// Builds the model from `weights` (keys relative to the scope) and fails if the scope holds
     /// tensors the model does not use.
     public init(config: UNet2DConditionConfig, weights w: WeightScope, precision: Precision) throws(ModelError) {
@@ -50,13 +34,6 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
         let groups = l.groups
         let eps = shell.normEps
         self.config = config
-        self.precision = precision
-        inChannels = shell.inChannels
-        outChannels = shell.outChannels
-        contextChannels = l.contextChannels
-        latentSizeMultiple = 1 << (l.down.count - 1)
-
-        self.shell = try UNetShell(w, config: shell, precision: precision)
 
         func resnet(_ key: String, _ cin: Int, _ cout: Int) throws(ModelError) -> ResnetBlock2D {
             try ResnetBlock2D(w.scoped(key + "."), in: cin, out: cout, tembChannels: temb, groups: groups, eps: eps, precision: precision)
@@ -103,21 +80,11 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
             up.append(Block(resnets: resnets, attentions: attentions, downsampler: nil, upsampler: us))
         }
         up_blocks = up
-        do { try w.finish() } catch { throw .weights(error) }
-    }
-
-    /// Parameters of the model a config describes, without loading or allocating it.
-    public static func parameterCount(_ config: UNet2DConditionConfig) throws(ModelError) -> Int {
-        try config.parameterPlan().parameterCount
-    }
-
-    public func callAsFunction(_ latents: Tensor, timesteps: [Float], context: Tensor) -> Tensor {
-        checkInputs(latents, timesteps: timesteps, context: context)
-        return shell(latents, timesteps: timesteps) { h, tembSilu in blocks(h, tembSilu: tembSilu, context: context) }
+        try super.init(shell: shell, weights: w, contextChannels: l.contextChannels, downsamplers: l.down.count - 1, precision: precision)
     }
 
     /// The down, mid and up blocks between conv_in and the output head.
-    private func blocks(_ input: Tensor, tembSilu: Tensor, context: Tensor) -> Tensor {
+    override func blocks(_ input: Tensor, tembSilu: Tensor, context: Tensor) -> Tensor {
         var h = input
         var skips = [h]
 

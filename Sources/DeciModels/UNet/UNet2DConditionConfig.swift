@@ -9,7 +9,7 @@ import Foundation
 /// `attention_head_dim` is read as diffusers reads it: the number of heads per block (a historical
 /// misnomer). Per-block lists are accepted for `attention_head_dim`, `layers_per_block`,
 /// `transformer_layers_per_block` and `cross_attention_dim` (equal values only).
-public struct UNet2DConditionConfig: Decodable, Sendable {
+public struct UNet2DConditionConfig: Decodable, Sendable, UNetConfiguration {
     public var shell: UNetShellConfig
     public var downBlockTypes: [String]
     public var upBlockTypes: [String]

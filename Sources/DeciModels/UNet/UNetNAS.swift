@@ -31,16 +31,8 @@ enum NASModule {
 /// Built from a `flexible_unet/` folder (`config.json` + safetensors, fp16 or fp32) or from a config
 /// and a weight scope; every tensor's shape is checked against the config and unused tensors are an
 /// error.
-public final class UNetNAS: Denoiser, @unchecked Sendable {
+public final class UNetNAS: SDFamilyUNet, SDFamilyUNetModel, @unchecked Sendable {
     public let config: UNetNASConfig
-    public let precision: Precision
-    public let inChannels: Int
-    public let outChannels: Int
-    public let contextChannels: Int
-    public let latentSizeMultiple: Int
-
-    /// conv_in, time embedding and output head, at the checkpoint root.
-    let shell: UNetShell
     let down_blocks: [DownBlock]
     let mid_block: MidBlock
     let up_blocks: [UpBlock]
@@ -62,27 +54,12 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
         let upsampler: Upsample2D?
     }
 
-    /// Loads a diffusers component folder: `config.json` and the weights
-    /// ``ComponentWeights/locate(in:variant:)`` finds there (fp16 or fp32, one file or shards).
-    public static func load(directory: String, precision: Precision, variant: String? = nil) throws(ModelError) -> UNetNAS {
-        try loadComponent(directory: directory, variant: variant, config: UNetNASConfig.load(contentsOf:)) { (config, store) throws(ModelError) in
-            try UNetNAS(config: config, weights: store.scoped(""), precision: precision)
-        }
-    }
-
     /// Builds the model from `weights` (keys relative to the scope) and fails if the scope holds
     /// tensors the model does not use.
     public init(config: UNetNASConfig, weights w: WeightScope, precision: Precision) throws(ModelError) {
         let layout = try config.layout()
         let shell = config.shell
         self.config = config
-        self.precision = precision
-        inChannels = shell.inChannels
-        outChannels = shell.outChannels
-        contextChannels = config.blocks.crossAttentionDim
-        latentSizeMultiple = 1 << layout.downsamplers
-
-        self.shell = try UNetShell(w, config: shell, precision: precision)
         func modules(_ prefix: String, _ specs: [UNetNASConfig.Module]) throws(ModelError) -> [NASModule] {
             var out: [NASModule] = []
             for (j, spec) in specs.enumerated() {
@@ -105,21 +82,11 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
                               upsampler: u.upsample ? try Upsample2D(w.scoped("up_blocks.\(i).upsamplers.0."), channels: u.outChannels, precision: precision) : nil))
         }
         up_blocks = up
-        do { try w.finish() } catch { throw .weights(error) }
-    }
-
-    /// Parameters of the model a config describes, without loading or allocating it.
-    public static func parameterCount(_ config: UNetNASConfig) throws(ModelError) -> Int {
-        try config.parameterPlan().parameterCount
-    }
-
-    public func callAsFunction(_ latents: Tensor, timesteps: [Float], context: Tensor) -> Tensor {
-        checkInputs(latents, timesteps: timesteps, context: context)
-        return shell(latents, timesteps: timesteps) { h, tembSilu in blocks(h, tembSilu: tembSilu, context: context) }
+        try super.init(shell: shell, weights: w, contextChannels: config.blocks.crossAttentionDim, downsamplers: layout.downsamplers, precision: precision)
     }
 
     /// The NAS blocks between conv_in and the output head.
-    private func blocks(_ input: Tensor, tembSilu: Tensor, context: Tensor) -> Tensor {
+    override func blocks(_ input: Tensor, tembSilu: Tensor, context: Tensor) -> Tensor {
         var h = input
         var skips = [h]
 

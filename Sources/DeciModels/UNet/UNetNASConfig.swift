@@ -42,7 +42,7 @@ public struct UNetNASBlocksConfig: Codable, Sendable, Equatable {
 }
 
 /// A U-Net-NAS config.json: outer UNet2DConditionModel keys + `configurations`.
-public struct UNetNASConfig: Decodable, Sendable {
+public struct UNetNASConfig: Decodable, Sendable, UNetConfiguration {
     public var shell: UNetShellConfig
     public var blocks: UNetNASBlocksConfig
 
