@@ -2,7 +2,6 @@
 // `[batch, tokens, hidden]`; property names are the checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// transformers' `CLIPEncoderLayer`: `x + attn(LN1(x))`, then `h + mlp(LN2(h))`. Causal in the
 /// text tower; the same layer without the mask forms CLIP's vision tower.

@@ -1,6 +1,4 @@
 // Reading and decoding a component's config.json into errors that name the file and key.
-import DeciTensor
-import DeciWeights
 import Foundation
 
 /// Decodes a `config.json`, turning decoding failures into config errors that name the file and the

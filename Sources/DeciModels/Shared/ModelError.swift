@@ -1,4 +1,3 @@
-import DeciTensor
 import DeciWeights
 
 /// A model failed to build: a bad config, a missing or mis-shaped tensor, or a kernel that could

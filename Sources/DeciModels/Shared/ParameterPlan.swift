@@ -1,7 +1,4 @@
 // A shape-only parameter plan: count parameters or list expected tensors without loading.
-import DeciTensor
-import DeciWeights
-import Foundation
 
 /// The tensors a model expects, by checkpoint key and PyTorch shape, computed from a config alone.
 /// Counts parameters without loading anything, and lets tests check a model's naming against a

@@ -1,6 +1,3 @@
-import DeciTensor
-import DeciWeights
-import Foundation
 
 /// A config value given either as one value for every block or as one per block (diffusers'
 /// `int | tuple[int]` fields such as `attention_head_dim` and `layers_per_block`).

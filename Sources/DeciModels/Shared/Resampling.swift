@@ -1,7 +1,6 @@
 // diffusers `Downsample2D` / `Upsample2D` (downsampling.py, upsampling.py). Activations are NHWC; property names are the checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// diffusers `Downsample2D` with a conv: 3x3 stride 2. `padding` 1 in the UNets; the VAE encoder
 /// uses padding 0 after padding bottom/right by one.

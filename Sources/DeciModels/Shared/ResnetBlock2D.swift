@@ -1,7 +1,6 @@
 // diffusers `ResnetBlock2D` (resnet.py), shared by both UNets and the VAE. Activations are NHWC; property names are the checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// diffusers `ResnetBlock2D`: GroupNorm, SiLU, conv3x3, (+ time embedding), GroupNorm, SiLU,
 /// conv3x3, plus a 1x1 shortcut when the width changes.

@@ -2,7 +2,6 @@
 // transformer_2d.py). Activations are NHWC; property names are the checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// diffusers `FeedForward` with GEGLU: `net.0.proj` (c -> 2 * inner), GEGLU, `net.2` (inner -> c).
 public final class FeedForward: @unchecked Sendable {

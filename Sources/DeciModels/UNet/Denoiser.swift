@@ -1,7 +1,5 @@
 // What the sampling loop needs from a UNet.
 import DeciTensor
-import DeciWeights
-import Foundation
 
 /// A conditional denoiser: given noisy latents, the timestep of each batch element and the text
 /// states, predicts what the model was trained to predict (epsilon or v; the scheduler knows which).

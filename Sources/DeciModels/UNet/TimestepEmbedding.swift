@@ -1,7 +1,6 @@
 // diffusers `Timesteps` + `TimestepEmbedding` (embeddings.py). Activations are NHWC; property names are the checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// diffusers `Timesteps` + `TimestepEmbedding`: sinusoidal projection of the timestep, then
 /// linear_1, SiLU, linear_2.

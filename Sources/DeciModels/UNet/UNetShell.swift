@@ -3,7 +3,6 @@
 // checkpoint root).
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// conv_in, the time embedding and the output head of an SD-family UNet, read from the root of its
 /// checkpoint. A UNet's forward pass is `shell(latents, timesteps) { its blocks }`.

@@ -1,7 +1,5 @@
 // The outer config.json keys every SD-family UNet shares (diffusers UNet2DConditionModel
 // `__init__` defaults); U-Net-NAS inherits them from its SD parent class.
-import DeciTensor
-import Foundation
 
 /// The `UNet2DConditionModel` keys that shape the parts every SD-family UNet shares (conv_in, time
 /// embedding, output head). U-Net-NAS inherits exactly these from its SD parent class.

@@ -3,7 +3,6 @@
 // checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// The Stable Diffusion VAE: an encoder from images to a diagonal Gaussian over latents and a
 /// decoder from latents back to images.

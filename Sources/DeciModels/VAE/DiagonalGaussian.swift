@@ -1,7 +1,5 @@
 // diffusers `autoencoders/vae.py` DiagonalGaussianDistribution, diffusers 0.42.
 import DeciTensor
-import DeciWeights
-import Foundation
 
 /// diffusers `DiagonalGaussianDistribution`: the encoder's latent posterior. `logvar` is clamped
 /// to [-30, 20] and `std = exp(0.5 * logvar)`, as diffusers computes them. All NHWC

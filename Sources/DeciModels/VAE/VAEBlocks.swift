@@ -3,7 +3,6 @@
 // names are the checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// The resnets of a VAE encoder or decoder block: no time embedding, the first one widening `cin`
 /// to `cout`.

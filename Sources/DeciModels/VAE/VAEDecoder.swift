@@ -2,7 +2,6 @@
 // are the checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// diffusers VAE `Decoder`: conv_in, mid block, UpDecoderBlock2Ds (block_out_channels reversed),
 /// GroupNorm + SiLU, conv_out.

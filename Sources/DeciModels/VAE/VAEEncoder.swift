@@ -2,7 +2,6 @@
 // are the checkpoint keys.
 import DeciTensor
 import DeciWeights
-import Foundation
 
 /// diffusers VAE `Encoder`: conv_in, DownEncoderBlock2Ds, mid block, GroupNorm + SiLU, conv_out to
 /// 2 * latentChannels (mean and log-variance).

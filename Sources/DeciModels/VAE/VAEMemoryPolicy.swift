@@ -1,8 +1,6 @@
 // When the VAE hands activation memory back to the system: its blocks work at ever new sizes,
 // which the op layer's same-size buffer cache cannot reuse.
 import DeciTensor
-import DeciWeights
-import Foundation
 
 /// Maps of at least this many values (32 MiB in float32) get the memory care below.
 private let largeMap = 1 << 23

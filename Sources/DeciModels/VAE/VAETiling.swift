@@ -1,8 +1,6 @@
 // diffusers AutoencoderKL's tiled passes (`tiled_decode`, `_tiled_encode`, `blend_v` / `blend_h`),
 // diffusers 0.42.
 import DeciTensor
-import DeciWeights
-import Foundation
 
 /// Tile sizes for tiled encoding and decoding (diffusers' `enable_vae_tiling`): images are cut
 /// into `sampleTileSize` squares (latents into `latentTileSize` squares) overlapping by
