@@ -4,67 +4,66 @@
 import DeciTensor
 import DeciWeights
 
-/// The resnets of a VAE encoder or decoder block: no time embedding, the first one widening `cin`
-/// to `cout`.
-private func vaeBlockResnets(_ w: WeightScope, in cin: Int, out cout: Int, layers: Int, groups: Int,
-                             precision: Precision) throws(ModelError) -> [ResnetBlock2D] {
-    var r: [ResnetBlock2D] = []
-    for j in 0..<layers {
-        r.append(try ResnetBlock2D(w.scoped("resnets.\(j)."), in: j == 0 ? cin : cout, out: cout, tembChannels: nil, groups: groups,
-                                   eps: 1e-6, precision: precision))
+/// The resnets of a VAE encoder or decoder block (`resnets.{j}`): no time embedding, the first
+/// one widening `cin` to `cout`.
+struct VAEBlockResnets {
+    let layers: [ResnetBlock2D]
+    let widens: Bool
+
+    init(_ w: WeightScope, in cin: Int, out cout: Int, layers n: Int, groups: Int, precision: Precision) throws(ModelError) {
+        var r: [ResnetBlock2D] = []
+        for j in 0..<n {
+            r.append(try ResnetBlock2D(w.scoped("resnets.\(j)."), in: j == 0 ? cin : cout, out: cout, tembChannels: nil, groups: groups,
+                                       eps: 1e-6, precision: precision))
+        }
+        layers = r
+        widens = cin != cout
     }
-    return r
+
+    func callAsFunction(_ x: consuming Tensor) -> Tensor {
+        releaseCachedBuffers(ifLarge: x)
+        var h = consume x
+        for (j, r) in layers.enumerated() {
+            h = j == 0 && widens ? r.widening(consume h) : r(h)
+        }
+        return h
+    }
 }
 
-private func runVAEBlockResnets(_ resnets: [ResnetBlock2D], widens: Bool, _ x: consuming Tensor) -> Tensor {
-    releaseCachedBuffers(ifLarge: x)
-    var h = consume x
-    for (j, r) in resnets.enumerated() {
-        h = j == 0 && widens ? r.widening(consume h) : r(h)
-    }
-    return h
+/// A block's resampler applied to its resnets' output `h` (after the cached buffers go back to the
+/// system when `h` is large), or `h` itself when the block has none.
+private func resampled(_ h: Tensor, by resample: ((Tensor) -> Tensor)?) -> Tensor {
+    guard let resample else { return h }
+    releaseCachedBuffers(ifLarge: h)
+    return resample(h)
 }
 
 /// diffusers `DownEncoderBlock2D`: resnets without time embedding, then a stride-2 conv that pads
 /// only bottom and right (except in the last block).
 final class DownEncoderBlock2D: @unchecked Sendable {
-    let resnets: [ResnetBlock2D]
+    let resnets: VAEBlockResnets
     let downsampler: Downsample2D?
-    let widens: Bool
 
     init(_ w: WeightScope, in cin: Int, out cout: Int, layers: Int, groups: Int, downsample: Bool, precision: Precision) throws(ModelError) {
-        resnets = try vaeBlockResnets(w, in: cin, out: cout, layers: layers, groups: groups, precision: precision)
-        widens = cin != cout
+        resnets = try VAEBlockResnets(w, in: cin, out: cout, layers: layers, groups: groups, precision: precision)
         downsampler = downsample ? try Downsample2D(w.scoped("downsamplers.0."), channels: cout, vaeStylePadding: true, precision: precision) : nil
     }
 
-    func callAsFunction(_ x: consuming Tensor) -> Tensor {
-        let h = runVAEBlockResnets(resnets, widens: widens, consume x)
-        guard let downsampler else { return h }
-        releaseCachedBuffers(ifLarge: h)
-        return downsampler(h)
-    }
+    func callAsFunction(_ x: consuming Tensor) -> Tensor { resampled(resnets(consume x), by: downsampler?.callAsFunction) }
 }
 
 /// diffusers `UpDecoderBlock2D`: resnets without time embedding, then nearest 2x + conv (except in
 /// the last block).
 final class UpDecoderBlock2D: @unchecked Sendable {
-    let resnets: [ResnetBlock2D]
+    let resnets: VAEBlockResnets
     let upsampler: Upsample2D?
-    let widens: Bool
 
     init(_ w: WeightScope, in cin: Int, out cout: Int, layers: Int, groups: Int, upsample: Bool, precision: Precision) throws(ModelError) {
-        resnets = try vaeBlockResnets(w, in: cin, out: cout, layers: layers, groups: groups, precision: precision)
-        widens = cin != cout
+        resnets = try VAEBlockResnets(w, in: cin, out: cout, layers: layers, groups: groups, precision: precision)
         upsampler = upsample ? try Upsample2D(w.scoped("upsamplers.0."), channels: cout, precision: precision) : nil
     }
 
-    func callAsFunction(_ x: consuming Tensor) -> Tensor {
-        let h = runVAEBlockResnets(resnets, widens: widens, consume x)
-        guard let upsampler else { return h }
-        releaseCachedBuffers(ifLarge: h)
-        return upsampler(h)
-    }
+    func callAsFunction(_ x: consuming Tensor) -> Tensor { resampled(resnets(consume x), by: upsampler?.callAsFunction) }
 }
 
 /// diffusers `UNetMidBlock2D` as the VAE builds it: resnet, (attention), resnet.
