@@ -1,6 +1,6 @@
-// The parts every SD-family UNet shares (diffusers UNet2DConditionModel's conv_in, time_proj +
-// time_embedding, conv_norm_out, conv_act, conv_out) each UNet adds only its blocks. Activations NHWC; property names are checkpoint keys (the shell's modules sit at the
-// checkpoint root).
+// The parts every SD-family UNet shares: diffusers UNet2DConditionModel's conv_in, time_proj +
+// time_embedding, conv_norm_out, conv_act and conv_out; each UNet adds only its blocks.
+// Activations NHWC; property names are checkpoint keys (the shell's modules sit at the root).
 import DeciTensor
 import DeciWeights
 
