@@ -21,9 +21,10 @@ func decodeConfig<T: Decodable>(_ type: T.Type, from data: Data, source: String)
     }
 }
 
+/// The bytes of a component's `config.json`; a read failure is a config error naming the file.
 func readConfigFile(_ url: URL) throws(ModelError) -> Data {
     do { return try Data(contentsOf: url) } catch {
-        throw .config("cannot read \(url.path): \(error.localizedDescription)")
+        throw .config("\(url.path): cannot read: \(error.localizedDescription)")
     }
 }
 

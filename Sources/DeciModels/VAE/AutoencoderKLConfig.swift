@@ -102,10 +102,7 @@ public struct AutoencoderKLConfig: Codable, Sendable, Equatable {
     /// Reads and validates the `config.json` at `url`; errors name its path.
     public static func load(contentsOf url: URL) throws(ModelError) -> AutoencoderKLConfig {
         let path = url.path
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw .config("\(path): cannot read: \(error.localizedDescription)")
-        }
+        let data = try readConfigFile(url)
         let config: AutoencoderKLConfig
         do { config = try JSONDecoder().decode(AutoencoderKLConfig.self, from: data) } catch {
             throw .config("\(path): not a valid AutoencoderKL config: \(describe(error))")
