@@ -46,7 +46,7 @@ public enum RandomCheckpoint {
             let cfgURL = specFolder.appendingPathComponent("flexible_unet.config.json")
             try fm.createDirectory(at: root.appendingPathComponent("flexible_unet"), withIntermediateDirectories: true)
             try fm.copyItem(at: cfgURL, to: root.appendingPathComponent("flexible_unet/config.json"))
-            let plan = try UNetNASConfig.load(cfgURL.path).parameterPlan()
+            let plan = try UNetNASConfig.load(contentsOf: cfgURL).parameterPlan()
             try writeWeights(plan.entries, to: root.appendingPathComponent("flexible_unet/diffusion_pytorch_model.safetensors"), log: log)
         case .sd15:
             try write(#"{"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1", "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}"#,
@@ -56,7 +56,7 @@ public enum RandomCheckpoint {
             let cfgURL = specFolder.appendingPathComponent("sd15_unet.config.json")
             try fm.createDirectory(at: root.appendingPathComponent("unet"), withIntermediateDirectories: true)
             try fm.copyItem(at: cfgURL, to: root.appendingPathComponent("unet/config.json"))
-            let plan = try UNet2DConditionConfig.load(cfgURL.path).parameterPlan()
+            let plan = try UNet2DConditionConfig.load(contentsOf: cfgURL).parameterPlan()
             try writeWeights(plan.entries, to: root.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"), log: log)
         }
         try Data().write(to: done)

@@ -79,13 +79,13 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
         let tokenizer = try component(layout.tokenizer) { try CLIPTokenizer(directory: layout.tokenizer) }
         let textEncoder = try component(layout.textEncoder) {
-            try CLIPTextModel.load(folder: layout.textEncoder.path, variant: variant, precision: precision)
+            try CLIPTextModel.load(directory: layout.textEncoder.path, precision: precision, variant: variant)
         }
         let denoiserFolder = layout.denoiserFolder
         let denoiser: any Denoiser = try component(denoiserFolder) {
             switch layout.denoiser {
-            case .unetNAS: try UNetNAS.load(folder: denoiserFolder.path, variant: variant, precision: precision)
-            case .unet2DCondition: try UNet2DConditionModel.load(folder: denoiserFolder.path, variant: variant, precision: precision)
+            case .unetNAS: try UNetNAS.load(directory: denoiserFolder.path, precision: precision, variant: variant)
+            case .unet2DCondition: try UNet2DConditionModel.load(directory: denoiserFolder.path, precision: precision, variant: variant)
             }
         }
         let vae = try component(layout.vae) { try AutoencoderKL.load(directory: layout.vae.path, precision: precision, variant: variant) }
@@ -203,18 +203,9 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
         let cond = try embed(req.prompts)
         let parts = req.doClassifierFreeGuidance ? [try embed(req.negativePrompts), cond] : [cond]
-        let (tokens, channels) = (cond.shape[1], cond.shape[2])
-        let rowsPerPrompt = tokens * channels
-        let out = Tensor(shape: [parts.count * req.batch, tokens, channels])
-        var dst = 0
-        for part in parts {
-            for p in 0..<req.prompts.count {
-                for _ in 0..<req.imagesPerPrompt {
-                    (out.pointer + dst).update(from: part.pointer + p * rowsPerPrompt, count: rowsPerPrompt)
-                    dst += rowsPerPrompt
-                }
-            }
-        }
+        // Image i of the batch shows prompt i / imagesPerPrompt.
+        let images = (0..<req.prompts.count).flatMap { [Int](repeating: $0, count: req.imagesPerPrompt) }
+        let out = Ops.concatBatch(parts.map { Ops.gatherBatch($0, images) })
         return (out, warnings)
     }
 
@@ -345,9 +336,4 @@ func timed<T>(_ seconds: inout Double, _ body: () throws -> T) rethrows -> T {
     let t0 = Date()
     defer { seconds += Date().timeIntervalSince(t0) }
     return try body()
-}
-
-extension AutoencoderKL {
-    /// Pixels per latent along each side: 2 per downsampling block.
-    public var scaleFactor: Int { 1 << (config.blockOutChannels.count - 1) }
 }

@@ -46,6 +46,13 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
+    /// A tensor whose elements `fill` writes (it gets the whole buffer, contents undefined): data
+    /// from a file lands in tensor memory without an intermediate array.
+    public init<E: Error>(shape: [Int], filling fill: (UnsafeMutableBufferPointer<Float>) throws(E) -> Void) throws(E) {
+        self.init(shape: shape)
+        try fill(UnsafeMutableBufferPointer(start: pointer, count: count))
+    }
+
     public static func zeros(_ shape: [Int]) -> Tensor {
         let t = Tensor(shape: shape)
         t.pointer.update(repeating: 0, count: t.count)

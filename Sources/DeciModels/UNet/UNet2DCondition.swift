@@ -10,23 +10,11 @@ import Foundation
 ///
 /// Skips follow diffusers: conv_in's output, every resnet (after its attention, in cross-attention
 /// blocks) and every downsample; each up-block resnet concatenates `[h, newest skip]`.
-public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
+public final class UNet2DConditionModel: SDFamilyUNet, SDFamilyUNetModel, @unchecked Sendable {
     public let config: UNet2DConditionConfig
-    public let precision: Precision
-    public let inChannels: Int
-    public let outChannels: Int
-    public let contextChannels: Int
-    public let latentSizeMultiple: Int
-    /// Per-module timing, off unless `DECI_PROFILE=1` or enabled explicitly.
-    public let profiler = ModuleProfiler()
-
-    let conv_in: Conv2d
-    let time_embedding: TimestepEmbedding
     let down_blocks: [Block]
     let mid_block: Block
     let up_blocks: [Block]
-    let conv_norm_out: GroupNorm
-    let conv_out: Conv2d
 
     /// A down, mid or up block: resnets[i] followed by attentions[i] when present, then a resampler.
     /// (The mid block instead runs resnets[0], then attention i before resnet i + 1.)
@@ -37,33 +25,15 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
         let upsampler: Upsample2D?
     }
 
-    /// Loads `folder/config.json` and the folder's weights (see `WeightStore.openComponent`).
-    public static func load(folder: String, variant: String? = nil, precision: Precision) throws(ModelError) -> UNet2DConditionModel {
-        let config = try UNet2DConditionConfig.load(URL(fileURLWithPath: folder).appendingPathComponent("config.json").path)
-        let store: WeightStore
-        do { store = try WeightStore.openComponent(folder, variant: variant) } catch { throw .weights(error) }
-        return try UNet2DConditionModel(config: config, weights: store.scoped(""), precision: precision)
-    }
-
     /// Builds the model from `weights` (keys relative to the scope) and fails if the scope holds
     /// tensors the model does not use.
     public init(config: UNet2DConditionConfig, weights w: WeightScope, precision: Precision) throws(ModelError) {
         let l = try config.layout()
         let shell = config.shell
-        let base = shell.baseChannels
         let temb = shell.timeEmbeddingChannels
         let groups = l.groups
         let eps = shell.normEps
         self.config = config
-        self.precision = precision
-        inChannels = shell.inChannels
-        outChannels = shell.outChannels
-        contextChannels = l.contextChannels
-        latentSizeMultiple = 1 << (l.down.count - 1)
-
-        conv_in = try w.conv("conv_in", in: shell.inChannels, out: base, kernel: shell.convInKernel, precision: precision)
-        time_embedding = try TimestepEmbedding(w.scoped("time_embedding."), projectionChannels: base, embeddingChannels: temb,
-                                               flipSinToCos: shell.flipSinToCos, freqShift: shell.freqShift, precision: precision)
 
         func resnet(_ key: String, _ cin: Int, _ cout: Int) throws(ModelError) -> ResnetBlock2D {
             try ResnetBlock2D(w.scoped(key + "."), in: cin, out: cout, tembChannels: temb, groups: groups, eps: eps, precision: precision)
@@ -110,23 +80,12 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
             up.append(Block(resnets: resnets, attentions: attentions, downsampler: nil, upsampler: us))
         }
         up_blocks = up
-
-        conv_norm_out = try w.groupNorm("conv_norm_out", groups: groups, channels: base, eps: eps)
-        conv_out = try w.conv("conv_out", in: base, out: shell.outChannels, kernel: shell.convOutKernel, precision: precision)
-        do { try w.finish() } catch { throw .weights(error) }
+        try super.init(shell: shell, weights: w, contextChannels: l.contextChannels, downsamplers: l.down.count - 1, precision: precision)
     }
 
-    /// Parameters of the model a config describes, without loading or allocating it.
-    public static func parameterCount(_ config: UNet2DConditionConfig) throws(ModelError) -> Int {
-        try config.parameterPlan().parameterCount
-    }
-
-    public func callAsFunction(_ latents: Tensor, timesteps: [Float], context: Tensor) -> Tensor {
-        checkInputs(latents, timesteps: timesteps, context: context)
-        let p = profiler
-        let emb = p.measure("time embedding") { time_embedding(perElement(timesteps, batch: latents.shape[0])) }
-        let tembSilu = Ops.silu(emb)
-        var h = p.measure("conv_in") { conv_in(latents) }
+    /// The down, mid and up blocks between conv_in and the output head.
+    override func blocks(_ input: Tensor, tembSilu: Tensor, context: Tensor) -> Tensor {
+        var h = input
         var skips = [h]
 
         for block in down_blocks {
@@ -136,7 +95,7 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
                 skips.append(h)
             }
             if let ds = block.downsampler {
-                h = p.measure("downsample \(site(h))") { ds(h) }
+                h = OpProfile.measure(module: "downsample \(site(h))") { ds(h) }
                 skips.append(h)
             }
         }
@@ -150,20 +109,19 @@ public final class UNet2DConditionModel: Denoiser, @unchecked Sendable {
             for (j, r) in block.resnets.enumerated() {
                 let skip = skips.removeLast()
                 let x = h
-                h = resnet(r, p.measure("concat \(site(h))") { Ops.concatChannels(x, skip) }, tembSilu)
+                h = resnet(r, OpProfile.measure(module: "concat \(site(h))") { Ops.concatChannels(x, skip) }, tembSilu)
                 if j < block.attentions.count { h = attention(block.attentions[j], h, context) }
             }
-            if let us = block.upsampler { h = p.measure("upsample \(site(h))") { us(h) } }
+            if let us = block.upsampler { h = OpProfile.measure(module: "upsample \(site(h))") { us(h) } }
         }
-        let out = h
-        return p.measure("output head") { conv_out(conv_norm_out(out, silu: true)) }
+        return h
     }
 
     private func resnet(_ r: ResnetBlock2D, _ h: Tensor, _ tembSilu: Tensor) -> Tensor {
-        profiler.measure("resnet \(site(h))") { r(h, tembSilu: tembSilu) }
+        OpProfile.measure(module: "resnet \(site(h))") { r(h, tembSilu: tembSilu) }
     }
 
     private func attention(_ a: Transformer2DModel, _ h: Tensor, _ context: Tensor) -> Tensor {
-        profiler.measure("attention \(site(h))") { a(h, context: context) }
+        OpProfile.measure(module: "attention \(site(h))") { a(h, context: context) }
     }
 }

@@ -31,23 +31,11 @@ enum NASModule {
 /// Built from a `flexible_unet/` folder (`config.json` + safetensors, fp16 or fp32) or from a config
 /// and a weight scope; every tensor's shape is checked against the config and unused tensors are an
 /// error.
-public final class UNetNAS: Denoiser, @unchecked Sendable {
+public final class UNetNAS: SDFamilyUNet, SDFamilyUNetModel, @unchecked Sendable {
     public let config: UNetNASConfig
-    public let precision: Precision
-    public let inChannels: Int
-    public let outChannels: Int
-    public let contextChannels: Int
-    public let latentSizeMultiple: Int
-    /// Per-module timing, off unless `DECI_PROFILE=1` or enabled explicitly.
-    public let profiler = ModuleProfiler()
-
-    let conv_in: Conv2d
-    let time_embedding: TimestepEmbedding
     let down_blocks: [DownBlock]
     let mid_block: MidBlock
     let up_blocks: [UpBlock]
-    let conv_norm_out: GroupNorm
-    let conv_out: Conv2d
 
     struct DownBlock {
         let modules_list: [NASModule]
@@ -66,31 +54,12 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
         let upsampler: Upsample2D?
     }
 
-    /// Loads `folder/config.json` and the folder's weights (see `WeightStore.openComponent`).
-    public static func load(folder: String, variant: String? = nil, precision: Precision) throws(ModelError) -> UNetNAS {
-        let config = try UNetNASConfig.load(URL(fileURLWithPath: folder).appendingPathComponent("config.json").path)
-        let store: WeightStore
-        do { store = try WeightStore.openComponent(folder, variant: variant) } catch { throw .weights(error) }
-        return try UNetNAS(config: config, weights: store.scoped(""), precision: precision)
-    }
-
     /// Builds the model from `weights` (keys relative to the scope) and fails if the scope holds
     /// tensors the model does not use.
     public init(config: UNetNASConfig, weights w: WeightScope, precision: Precision) throws(ModelError) {
         let layout = try config.layout()
         let shell = config.shell
-        let base = shell.baseChannels
         self.config = config
-        self.precision = precision
-        inChannels = shell.inChannels
-        outChannels = shell.outChannels
-        contextChannels = config.blocks.crossAttentionDim
-        latentSizeMultiple = 1 << layout.downsamplers
-
-        conv_in = try w.conv("conv_in", in: shell.inChannels, out: base, kernel: shell.convInKernel, precision: precision)
-        time_embedding = try TimestepEmbedding(w.scoped("time_embedding."), projectionChannels: base,
-                                               embeddingChannels: shell.timeEmbeddingChannels, flipSinToCos: shell.flipSinToCos,
-                                               freqShift: shell.freqShift, precision: precision)
         func modules(_ prefix: String, _ specs: [UNetNASConfig.Module]) throws(ModelError) -> [NASModule] {
             var out: [NASModule] = []
             for (j, spec) in specs.enumerated() {
@@ -113,22 +82,12 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
                               upsampler: u.upsample ? try Upsample2D(w.scoped("up_blocks.\(i).upsamplers.0."), channels: u.outChannels, precision: precision) : nil))
         }
         up_blocks = up
-        conv_norm_out = try w.groupNorm("conv_norm_out", groups: shell.normNumGroups ?? 32, channels: base, eps: shell.normEps)
-        conv_out = try w.conv("conv_out", in: base, out: shell.outChannels, kernel: shell.convOutKernel, precision: precision)
-        do { try w.finish() } catch { throw .weights(error) }
+        try super.init(shell: shell, weights: w, contextChannels: config.blocks.crossAttentionDim, downsamplers: layout.downsamplers, precision: precision)
     }
 
-    /// Parameters of the model a config describes, without loading or allocating it.
-    public static func parameterCount(_ config: UNetNASConfig) throws(ModelError) -> Int {
-        try config.parameterPlan().parameterCount
-    }
-
-    public func callAsFunction(_ latents: Tensor, timesteps: [Float], context: Tensor) -> Tensor {
-        checkInputs(latents, timesteps: timesteps, context: context)
-        let p = profiler
-        let emb = p.measure("time embedding") { time_embedding(perElement(timesteps, batch: latents.shape[0])) }
-        let tembSilu = Ops.silu(emb)
-        var h = p.measure("conv_in") { conv_in(latents) }
+    /// The NAS blocks between conv_in and the output head.
+    override func blocks(_ input: Tensor, tembSilu: Tensor, context: Tensor) -> Tensor {
+        var h = input
         var skips = [h]
 
         for block in down_blocks {
@@ -137,7 +96,7 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
                 if m.isResnet { skips.append(h) }
             }
             if let ds = block.downsampler {
-                h = p.measure("downsample \(site(h))") { ds(h) }
+                h = OpProfile.measure(module: "downsample \(site(h))") { ds(h) }
                 if block.pushDownsample { skips.append(h) }
             }
         }
@@ -146,7 +105,7 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
             h = run(mid_block.modules_list[0], h, tembSilu: tembSilu, context: context)  // applied twice, as published
         }
         for m in mid_block.modules_list { h = run(m, h, tembSilu: tembSilu, context: context) }
-        if let us = mid_block.upsampler { h = p.measure("upsample \(site(h))") { us(h) } }
+        if let us = mid_block.upsampler { h = OpProfile.measure(module: "upsample \(site(h))") { us(h) } }
 
         for block in up_blocks {
             let k = block.numResnets
@@ -156,20 +115,19 @@ public final class UNetNAS: Denoiser, @unchecked Sendable {
                 if m.isResnet {
                     let skip = mine.removeLast()
                     let x = h
-                    h = p.measure("concat \(site(h))") { Ops.concatChannels(x, skip) }
+                    h = OpProfile.measure(module: "concat \(site(h))") { Ops.concatChannels(x, skip) }
                 }
                 h = run(m, h, tembSilu: tembSilu, context: context)
             }
-            if let us = block.upsampler { h = p.measure("upsample \(site(h))") { us(h) } }
+            if let us = block.upsampler { h = OpProfile.measure(module: "upsample \(site(h))") { us(h) } }
         }
-        let out = h
-        return p.measure("output head") { conv_out(conv_norm_out(out, silu: true)) }
+        return h
     }
 
     private func run(_ m: NASModule, _ h: Tensor, tembSilu: Tensor, context: Tensor) -> Tensor {
         switch m {
-        case .resnet(let r): profiler.measure("resnet \(site(h))") { r(h, tembSilu: tembSilu) }
-        case .attention(let a): profiler.measure("attention \(site(h))") { a(h, context: context) }
+        case .resnet(let r): OpProfile.measure(module: "resnet \(site(h))") { r(h, tembSilu: tembSilu) }
+        case .attention(let a): OpProfile.measure(module: "attention \(site(h))") { a(h, context: context) }
         }
     }
 }

@@ -186,7 +186,7 @@ struct UNet2DConditionFullSizeTests {
         let (sample, t, context, want) = try data.inputs()
         for precision in [Precision.f32, .bf16] {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let model = try UNet2DConditionModel.load(folder: data.folder, precision: precision)
+            let model = try UNet2DConditionModel.load(directory: data.folder, precision: precision)
             let load = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
             #expect(try UNet2DConditionModel.parameterCount(model.config) == 859_520_964)
             let out = model(sample, timesteps: t, context: context)
@@ -203,7 +203,7 @@ struct UNet2DConditionFullSizeTests {
             return
         }
         for precision in benchPrecisions() {
-            benchmark("SD-1.5 UNet", try UNet2DConditionModel.load(folder: data.folder, precision: precision), contextChannels: 768)
+            benchmark("SD-1.5 UNet", try UNet2DConditionModel.load(directory: data.folder, precision: precision), contextChannels: 768)
         }
     }
 }

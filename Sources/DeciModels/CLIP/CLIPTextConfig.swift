@@ -61,11 +61,7 @@ public struct CLIPTextConfig: Codable, Sendable, Equatable {
 
     /// Decodes and validates `config.json`; errors name the file and the key.
     public static func load(contentsOf url: URL) throws(ModelError) -> CLIPTextConfig {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw .config("\(url.path): cannot read: \(error.localizedDescription)")
-        }
-        return try decode(data, source: url.path)
+        try decode(readConfigFile(url), source: url.path)
     }
 
     /// Decodes and validates config JSON; `source` names it in errors.

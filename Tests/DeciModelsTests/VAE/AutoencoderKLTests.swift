@@ -69,7 +69,7 @@ private func editedTinyCheckpoint(_ dir: VAETempDir, edit: (String, [Float], [In
 @Suite("AutoencoderKL config")
 struct AutoencoderKLConfigTests {
     @Test func tinyConfigFromFile() throws {
-        let c = try AutoencoderKLConfig.load(FixturePaths.url("\(vaeFixtures)/tiny/config.json").path)
+        let c = try AutoencoderKLConfig.load(contentsOf: FixturePaths.url("\(vaeFixtures)/tiny/config.json"))
         #expect(c.blockOutChannels == [16, 32, 32])
         #expect(c.layersPerBlock == 1 && c.normNumGroups == 8 && c.latentChannels == 4 && c.sampleSize == 32)
         #expect(c.scalingFactor == 0.18215 && c.shiftFactor == nil && c.forceUpcast)
@@ -101,7 +101,7 @@ struct AutoencoderKLConfigTests {
     /// The key/shape list derived from the config is exactly what diffusers wrote.
     @Test func checkpointShapesMatchFixture() throws {
         let dir = FixturePaths.url("\(vaeFixtures)/tiny")
-        let c = try AutoencoderKLConfig.load(dir.appendingPathComponent("config.json").path)
+        let c = try AutoencoderKLConfig.load(contentsOf: dir.appendingPathComponent("config.json"))
         let store = try WeightStore.open(dir.appendingPathComponent("diffusion_pytorch_model.safetensors").path)
         try store.verify(expected: c.checkpointShapes())
         #expect(c.parameterCount == 242_327)
@@ -123,7 +123,7 @@ struct AutoencoderKLConfigTests {
         let path = dir.path + "/config.json"
         try Data(json.utf8).write(to: URL(fileURLWithPath: path))
         do {
-            _ = try AutoencoderKLConfig.load(path)
+            _ = try AutoencoderKLConfig.load(contentsOf: URL(fileURLWithPath: path))
             Issue.record("config \(json) was accepted")
         } catch {
             guard case .config(let message) = error else { Issue.record("wrong error kind: \(error)"); return }
@@ -133,7 +133,7 @@ struct AutoencoderKLConfigTests {
     }
 
     @Test func missingConfigFile() {
-        #expect(throws: ModelError.self) { try AutoencoderKLConfig.load("/nonexistent/vae/config.json") }
+        #expect(throws: ModelError.self) { try AutoencoderKLConfig.load(contentsOf: URL(fileURLWithPath: "/nonexistent/vae/config.json")) }
     }
 }
 
@@ -290,7 +290,7 @@ struct AutoencoderKLErrorTests {
     /// A config without mid-block attention must not take the checkpoint's attention tensors.
     @Test func configAndCheckpointDisagree() throws {
         let dir = FixturePaths.url("\(vaeFixtures)/tiny")
-        var c = try AutoencoderKLConfig.load(dir.appendingPathComponent("config.json").path)
+        var c = try AutoencoderKLConfig.load(contentsOf: dir.appendingPathComponent("config.json"))
         c.midBlockAddAttention = false
         let store = try WeightStore.open(dir.appendingPathComponent("diffusion_pytorch_model.safetensors").path)
         expectWeightsError(.unusedTensors, mentioning: "mid_block.attentions.0") {
@@ -381,7 +381,7 @@ struct AutoencoderKLFullSizeTests {
         let store = try WeightStore.open(Self.dir + "/diffusion_pytorch_model.safetensors")
         let params = store.keys.reduce(0) { $0 + (store.peek($1)?.elementCount ?? 0) }
         #expect(params == 83_653_863)
-        let config = try AutoencoderKLConfig.load(Self.dir + "/config.json")
+        let config = try AutoencoderKLConfig.load(contentsOf: URL(fileURLWithPath: Self.dir + "/config.json"))
         #expect(config.parameterCount == 83_653_863)
         for (precision, tol) in [(Precision.f32, VAETolerance.f32), (.bf16, VAETolerance.bf16)] {
             let start = ContinuousClock.now

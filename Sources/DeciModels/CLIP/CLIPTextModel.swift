@@ -21,9 +21,9 @@ public final class CLIPTextModel: Sendable {
     public let config: CLIPTextConfig
     public let precision: Precision
     /// `[vocab, hidden]`, row per token id.
-    let token_embedding: [Float]
+    let token_embedding: Tensor
     /// `[maxPositions, hidden]`.
-    let position_embedding: [Float]
+    let position_embedding: Tensor
     let layers: [CLIPEncoderLayer]
     let final_layer_norm: LayerNorm
 
@@ -35,8 +35,8 @@ public final class CLIPTextModel: Sendable {
         self.config = config
         self.precision = precision
         let h = config.hiddenSize
-        token_embedding = try w.floats("embeddings.token_embedding.weight", shape: [config.vocabSize, h])
-        position_embedding = try w.floats("embeddings.position_embedding.weight", shape: [config.maxPositionEmbeddings, h])
+        token_embedding = try w.tensor("embeddings.token_embedding.weight", shape: [config.vocabSize, h])
+        position_embedding = try w.tensor("embeddings.position_embedding.weight", shape: [config.maxPositionEmbeddings, h])
         var layers: [CLIPEncoderLayer] = []
         for i in 0..<config.numHiddenLayers {
             layers.append(try CLIPEncoderLayer(w.scoped("encoder.layers.\(i)."), hidden: h, intermediate: config.intermediateSize,
@@ -59,11 +59,10 @@ public final class CLIPTextModel: Sendable {
     /// Loads a checkpoint's `text_encoder/` folder: `config.json` and the weights that
     /// ``ComponentWeights/locate(in:variant:)`` picks (e.g. `model.safetensors`, or
     /// `model.fp16.safetensors` for `variant: "fp16"`).
-    public static func load(folder: String, variant: String? = nil, precision: Precision) throws(ModelError) -> CLIPTextModel {
-        let config = try CLIPTextConfig.load(contentsOf: URL(fileURLWithPath: folder).appendingPathComponent("config.json"))
-        let store: WeightStore
-        do { store = try WeightStore.openComponent(folder, variant: variant) } catch { throw .weights(error) }
-        return try CLIPTextModel(config: config, weights: store, precision: precision)
+    public static func load(directory: String, precision: Precision, variant: String? = nil) throws(ModelError) -> CLIPTextModel {
+        try loadComponent(directory: directory, variant: variant, config: CLIPTextConfig.load(contentsOf:)) { (config, store) throws(ModelError) in
+            try CLIPTextModel(config: config, weights: store, precision: precision)
+        }
     }
 
     /// Parameters held (as the checkpoint counts them).
@@ -99,90 +98,8 @@ public final class CLIPTextModel: Sendable {
                 throw CLIPTextInputError("row \(b), position \(bad): token id \(row[bad]) is outside the vocabulary 0..<\(config.vocabSize)")
             }
         }
-        let hidden = config.hiddenSize
-        let out = Tensor(shape: [batch, tokens, hidden])
-        token_embedding.withUnsafeBufferPointer { tok in
-            position_embedding.withUnsafeBufferPointer { pos in
-                for (b, row) in ids.enumerated() {
-                    for (p, id) in row.enumerated() {
-                        let dst = out.pointer + (b * tokens + p) * hidden
-                        let t = Int(id) * hidden, q = p * hidden
-                        for i in 0..<hidden { dst[i] = tok[t + i] + pos[q + i] }
-                    }
-                }
-            }
-        }
-        return out
-    }
-}
-
-/// transformers' `CLIPEncoderLayer`: `x + attn(LN1(x))`, then `h + mlp(LN2(h))`. Causal in the
-/// text tower; the same layer without the mask forms CLIP's vision tower.
-public final class CLIPEncoderLayer: Sendable {
-    let layer_norm1: LayerNorm
-    let self_attn: CLIPAttention
-    let layer_norm2: LayerNorm
-    let mlp: CLIPMLP
-
-    public init(_ w: WeightScope, hidden: Int, intermediate: Int, heads: Int, activation: Activation, eps: Float, causal: Bool,
-                precision: Precision) throws(ModelError) {
-        layer_norm1 = try w.layerNorm("layer_norm1", channels: hidden, eps: eps)
-        self_attn = try CLIPAttention(w.scoped("self_attn."), hidden: hidden, heads: heads, causal: causal, precision: precision)
-        layer_norm2 = try w.layerNorm("layer_norm2", channels: hidden, eps: eps)
-        mlp = try CLIPMLP(w.scoped("mlp."), hidden: hidden, intermediate: intermediate, activation: activation, precision: precision)
-    }
-
-    /// `x` `[batch, tokens, hidden]`.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = self_attn(layer_norm1(x), residual: x)
-        return mlp(layer_norm2(h), residual: h)
-    }
-}
-
-/// transformers' `CLIPAttention` (q_proj, k_proj, v_proj, out_proj, all with biases), with q/k/v
-/// as one fused matmul. Scale 1/sqrt(head dim).
-public final class CLIPAttention: Sendable {
-    public let heads: Int
-    public let hidden: Int
-    public let causal: Bool
-    let precision: Precision
-    let qkv_proj: Linear
-    let out_proj: Linear
-
-    public init(_ w: WeightScope, hidden: Int, heads: Int, causal: Bool, precision: Precision) throws(ModelError) {
-        guard heads > 0, hidden % heads == 0 else { throw .config("\(w.prefix): \(hidden) channels do not split into \(heads) heads") }
-        self.heads = heads
-        self.hidden = hidden
-        self.causal = causal
-        self.precision = precision
-        qkv_proj = try w.fusedLinear(["q_proj", "k_proj", "v_proj"], in: hidden, out: hidden, bias: true, precision: precision)
-        out_proj = try w.linear("out_proj", in: hidden, out: hidden, precision: precision)
-    }
-
-    /// `x` `[batch, tokens, hidden]`; `residual` is added after the output projection.
-    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
-        let c = hidden
-        let qkv = qkv_proj(x)
-        let attended = Ops.attention(q: qkv.columns(0, c), k: qkv.columns(c, c), v: qkv.columns(2 * c, c), batch: x.shape[0],
-                                     heads: heads, causal: causal, precision: precision)
-        return out_proj(attended, residual: residual)
-    }
-}
-
-/// transformers' `CLIPMLP`: fc1 with the activation fused, then fc2.
-public final class CLIPMLP: Sendable {
-    let fc1: Linear
-    let fc2: Linear
-    public let activation: Activation
-
-    public init(_ w: WeightScope, hidden: Int, intermediate: Int, activation: Activation, precision: Precision) throws(ModelError) {
-        fc1 = try w.linear("fc1", in: hidden, out: intermediate, precision: precision)
-        fc2 = try w.linear("fc2", in: intermediate, out: hidden, precision: precision)
-        self.activation = activation
-    }
-
-    /// `residual` is added after fc2.
-    public func callAsFunction(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
-        fc2(fc1(x, activation: activation), residual: residual)
+        let tok = Ops.gatherRows(token_embedding, ids.flatMap { $0.map(Int.init) })
+        let pos = Ops.gatherRows(position_embedding, Array(0..<tokens))
+        return Ops.addRepeating(tok, pos).reshaped([batch, tokens, config.hiddenSize])
     }
 }

@@ -42,7 +42,7 @@ public struct UNetNASBlocksConfig: Codable, Sendable, Equatable {
 }
 
 /// A U-Net-NAS config.json: outer UNet2DConditionModel keys + `configurations`.
-public struct UNetNASConfig: Decodable, Sendable {
+public struct UNetNASConfig: Decodable, Sendable, UNetConfiguration {
     public var shell: UNetShellConfig
     public var blocks: UNetNASBlocksConfig
 
@@ -61,9 +61,9 @@ public struct UNetNASConfig: Decodable, Sendable {
         blocks = try decoder.container(keyedBy: CodingKeys.self).decode(UNetNASBlocksConfig.self, forKey: .configurations)
     }
 
-    /// Reads and validates `config.json`.
-    public static func load(_ path: String) throws(ModelError) -> UNetNASConfig {
-        try decode(readConfigFile(path), source: path)
+    /// Reads and validates the `config.json` at `url`; errors name its path.
+    public static func load(contentsOf url: URL) throws(ModelError) -> UNetNASConfig {
+        try decode(readConfigFile(url), source: url.path)
     }
 
     /// Decodes and validates config JSON; `source` names it in errors.

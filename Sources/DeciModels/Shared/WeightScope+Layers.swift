@@ -1,21 +1,6 @@
+// Layer builders over a weight scope: module code asks for its parameters by checkpoint key.
 import DeciTensor
 import DeciWeights
-
-/// A model failed to build: a bad config, a missing or mis-shaped tensor, or a kernel that could
-/// not be set up. Messages name the file, key or parameter.
-public enum ModelError: Error, CustomStringConvertible {
-    case config(String)
-    case weights(WeightsError)
-    case kernel(String)
-
-    public var description: String {
-        switch self {
-        case .config(let m): "config: \(m)"
-        case .weights(let e): "\(e)"
-        case .kernel(let m): "kernel setup: \(m)"
-        }
-    }
-}
 
 /// Builds layers from checkpoint tensors. Module code asks for its parameters by their key relative
 /// to its scope (e.g. `conv1`, `attn1.to_q`), so module structure mirrors the checkpoint.
@@ -25,15 +10,23 @@ extension WeightScope {
         do { return try take(key, shape: shape).floats() } catch { throw .weights(error) }
     }
 
+    /// The values of `key` as a tensor of its (checked) shape, converted straight into tensor memory.
+    public func tensor(_ key: String, shape: [Int]) throws(ModelError) -> Tensor {
+        do {
+            let t = try take(key, shape: shape)
+            return try Tensor(shape: shape) { (buffer) throws(WeightsError) in try t.convertFloats(into: buffer) }
+        } catch { throw .weights(error) }
+    }
+
     /// A conv layer from `name.weight` `[out, in, k, k]` and, if `bias`, `name.bias`.
     public func conv(_ name: String, in cin: Int, out cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
                      extraBottomRight: Int = 0, bias: Bool = true, precision: Precision) throws(ModelError) -> Conv2d {
         let w = try weightTensors([name], shape: [cout, cin, kernel, kernel])
         let b = bias ? try floats("\(name).bias", shape: [cout]) : nil
-        return try staged(w, what: name) { (weight) throws(KernelError) in
-            try withOptionalPointer(b) { (bp) throws(KernelError) in
-                try Conv2d(inChannels: cin, outChannels: cout, kernelSize: kernel, stride: stride, padding: padding ?? kernel / 2,
-                           extraBottomRight: extraBottomRight, weight: weight, bias: bp, precision: precision)
+        return try built(name) { () throws(StagedLayerError<WeightsError>) in
+            try Conv2d.staged(inChannels: cin, outChannels: cout, kernelSize: kernel, stride: stride, padding: padding ?? kernel / 2,
+                              extraBottomRight: extraBottomRight, bias: b, precision: precision) { (buffer) throws(WeightsError) in
+                try convert(w[0], into: buffer)
             }
         }
     }
@@ -50,9 +43,10 @@ extension WeightScope {
         let w = try weightTensors(names, shape: [fout, fin], alternative: [fout, fin, 1, 1])
         var b: [Float] = []
         if bias { for n in names { b += try floats("\(n).bias", shape: [fout]) } }
-        return try staged(w, what: names.joined(separator: "+")) { (weight) throws(KernelError) in
-            try withOptionalPointer(bias ? b : nil) { (bp) throws(KernelError) in
-                try Linear(inFeatures: fin, outFeatures: fout * names.count, weight: weight, bias: bp, precision: precision)
+        return try built(names.joined(separator: "+")) { () throws(StagedLayerError<WeightsError>) in
+            try Linear.staged(inFeatures: fin, outFeatures: fout * names.count, partRows: [Int](repeating: fout, count: names.count),
+                              bias: bias ? b : nil, precision: precision) { (part, buffer) throws(WeightsError) in
+                try convert(w[part], into: buffer)
             }
         }
     }
@@ -70,19 +64,14 @@ extension WeightScope {
         return out
     }
 
-    /// Converts `tensors` (concatenated) to float32 in the shared staging buffer and builds a layer
-    /// from it; the layer packs its own copy, so the staging memory is reused by the next layer.
-    private func staged<L>(_ tensors: [WeightTensor], what: String,
-                           _ build: (UnsafePointer<Float>) throws(KernelError) -> L) throws(ModelError) -> L {
-        let total = tensors.reduce(0) { $0 + $1.elementCount }
-        return try StagingBuffer.withFloats(total) { (buffer) throws(ModelError) -> L in
-            var offset = 0
-            for t in tensors {
-                do throws(WeightsError) { try t.convertFloats(into: buffer + offset) } catch { throw .weights(error) }
-                t.releaseResidentPages()
-                offset += t.elementCount
+    /// Runs a staged layer build (the weights are converted straight into the op layer's staging
+    /// buffer, which the layer packs its own copy from) and names the layer in its errors.
+    private func built<L>(_ what: String, _ build: () throws(StagedLayerError<WeightsError>) -> L) throws(ModelError) -> L {
+        do { return try build() } catch {
+            switch error {
+            case .fill(let e): throw .weights(e)
+            case .kernel(let e): throw .kernel("\(prefix)\(what): \(e)")
             }
-            do { return try build(UnsafePointer(buffer)) } catch { throw .kernel("\(prefix)\(what): \(error)") }
         }
     }
 
@@ -100,7 +89,8 @@ extension WeightScope {
     }
 }
 
-private func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) throws(KernelError) -> R) throws(KernelError) -> R {
-    guard let values else { return try body(nil) }
-    return try values.withUnsafeBufferPointer { (p) throws(KernelError) -> R in try body(p.baseAddress) }
+/// Converts a checkpoint tensor to float32 into a staging buffer, then lets its file pages go.
+private func convert(_ t: WeightTensor, into buffer: UnsafeMutableBufferPointer<Float>) throws(WeightsError) {
+    try t.convertFloats(into: buffer)
+    t.releaseResidentPages()
 }

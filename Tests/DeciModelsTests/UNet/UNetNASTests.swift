@@ -242,7 +242,7 @@ struct UNetNASFullSizeTests {
         let (sample, t, context, want) = try data.inputs()
         for precision in [Precision.f32, .bf16] {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let model = try UNetNAS.load(folder: data.folder, precision: precision)
+            let model = try UNetNAS.load(directory: data.folder, precision: precision)
             let load = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
             #expect(try UNetNAS.parameterCount(model.config) == 814_746_884)
             let out = model(sample, timesteps: t, context: context)
@@ -259,7 +259,7 @@ struct UNetNASFullSizeTests {
             return
         }
         for precision in benchPrecisions() {
-            benchmark("U-Net-NAS", try UNetNAS.load(folder: data.folder, precision: precision), contextChannels: 768)
+            benchmark("U-Net-NAS", try UNetNAS.load(directory: data.folder, precision: precision), contextChannels: 768)
         }
     }
 
@@ -275,7 +275,6 @@ func benchmark(_ label: String, _ model: any Denoiser, contextChannels: Int) {
     let context = benchTensor([2, 77, contextChannels], seed: 3)
     let env = ProcessInfo.processInfo.environment
     let repeats = Int(env["DECI_BENCH_REPEATS"] ?? "") ?? 2
-    let prof = (model as? UNetNAS)?.profiler ?? (model as? UNet2DConditionModel)?.profiler
     let precision = (model as? UNetNAS)?.precision ?? (model as? UNet2DConditionModel)?.precision ?? .f32
     for side in [32, 64] {
         let latents = benchTensor([2, side, side, model.inChannels], seed: 5)
@@ -285,12 +284,13 @@ func benchmark(_ label: String, _ model: any Denoiser, contextChannels: Int) {
         let mean = times.reduce(0, +) / Double(times.count)
         print("\(label) \(precision.rawValue) batch 2 \(side)x\(side): " + String(format: "%.2f s per step (min %.2f, %d runs, %d threads)",
                                                                                     mean, times.min() ?? 0, times.count, Backend.threads))
-        if side == 64, let prof {
-            prof.reset()
-            prof.enabled = true
+        if side == 64 {
+            let wasEnabled = OpProfile.enabled
+            OpProfile.reset()
+            OpProfile.enabled = true
             _ = model(latents, timesteps: [999, 999], context: context)
-            prof.enabled = false
-            print("\(label) \(precision.rawValue) 64x64 per-module breakdown:\n\(prof.report)")
+            OpProfile.enabled = wasEnabled
+            print("\(label) \(precision.rawValue) 64x64 per-module breakdown:\n\(OpProfile.report(.module))")
         }
     }
 }

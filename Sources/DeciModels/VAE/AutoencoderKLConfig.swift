@@ -99,12 +99,10 @@ public struct AutoencoderKLConfig: Codable, Sendable, Equatable {
         self = s
     }
 
-    /// Reads and validates `config.json` at `path`.
-    public static func load(_ path: String) throws(ModelError) -> AutoencoderKLConfig {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw .config("\(path): cannot read: \(error.localizedDescription)")
-        }
+    /// Reads and validates the `config.json` at `url`; errors name its path.
+    public static func load(contentsOf url: URL) throws(ModelError) -> AutoencoderKLConfig {
+        let path = url.path
+        let data = try readConfigFile(url)
         let config: AutoencoderKLConfig
         do { config = try JSONDecoder().decode(AutoencoderKLConfig.self, from: data) } catch {
             throw .config("\(path): not a valid AutoencoderKL config: \(describe(error))")

@@ -67,7 +67,7 @@ struct CLIPTextModelTests {
     @Test(arguments: Precision.allCases)
     func quickGeluFloat32Checkpoint(precision: Precision) throws {
         let f = try CLIPFixture("quick_gelu_f32")
-        let model = try CLIPTextModel.load(folder: f.folder, precision: precision)
+        let model = try CLIPTextModel.load(directory: f.folder, precision: precision)
         #expect(model.config.hiddenAct == "quick_gelu" && model.config.numHiddenLayers == 3)
         let ids = try f.ids()
         let tol = precision == .f32 ? CLIPTolerance.f32 : CLIPTolerance.bf16
@@ -87,7 +87,7 @@ struct CLIPTextModelTests {
         let f = try CLIPFixture("gelu_fp16")
         // The folder holds only model.fp16.safetensors, with keys as transformers 5 writes them
         // (no `text_model.` prefix).
-        let model = try CLIPTextModel.load(folder: f.folder, variant: "fp16", precision: precision)
+        let model = try CLIPTextModel.load(directory: f.folder, precision: precision, variant: "fp16")
         #expect(model.config.hiddenAct == "gelu")
         let ids = try f.ids()
         let tol = precision == .f32 ? CLIPTolerance.f32 : CLIPTolerance.bf16
@@ -119,7 +119,7 @@ struct CLIPTextModelTests {
     /// corresponding part of the full batch-2 x 77 reference.
     @Test func rowsAndPrefixesMatchTheFullBatch() throws {
         let f = try CLIPFixture("quick_gelu_f32")
-        let model = try CLIPTextModel.load(folder: f.folder, precision: .f32)
+        let model = try CLIPTextModel.load(directory: f.folder, precision: .f32)
         let ids = try f.ids()
         let ref = try f.floats("last_hidden_state")
         let row1 = compare(try model([ids[1]]).toArray(), tokenRange(ref, tokens: 77, hidden: 64, first: 0, count: 77, rows: 1..<2))
@@ -253,7 +253,7 @@ struct CLIPTextModelTests {
 
     @Test func badInputsAreRejected() throws {
         let f = try CLIPFixture("gelu_fp16")
-        let model = try CLIPTextModel.load(folder: f.folder, precision: .f32)
+        let model = try CLIPTextModel.load(directory: f.folder, precision: .f32)
         let row = [Int32](repeating: 5, count: 77)
         let cases: [([[Int32]], Int, String)] = [
             ([], 0, "no token ids"),
@@ -296,7 +296,7 @@ struct CLIPTextModelTests {
         #expect(stored == 123_060_480)
         for precision in Precision.allCases {
             let loadStart = Date()
-            let model = try CLIPTextModel.load(folder: folder, precision: precision)
+            let model = try CLIPTextModel.load(directory: folder, precision: precision)
             let loadTime = Date().timeIntervalSince(loadStart)
             #expect(model.config == CLIPTextConfig.vitL14)
             #expect(model.parameterCount == 123_060_480)

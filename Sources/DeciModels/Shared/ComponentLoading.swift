@@ -1,0 +1,14 @@
+// One way to load every component from its diffusers folder.
+import DeciWeights
+import Foundation
+
+/// Reads a component folder: `config.json` through `config`, then hands `build` the weights
+/// ``ComponentWeights/locate(in:variant:)`` finds there (`diffusion_pytorch_model[.variant].safetensors`,
+/// `model[.variant].safetensors` or a shard index).
+func loadComponent<Config, Model>(directory: String, variant: String?, config: (URL) throws(ModelError) -> Config,
+                                  build: (Config, WeightStore) throws(ModelError) -> Model) throws(ModelError) -> Model {
+    let c = try config(URL(fileURLWithPath: directory).appendingPathComponent("config.json"))
+    let store: WeightStore
+    do { store = try WeightStore.openComponent(directory, variant: variant) } catch { throw .weights(error) }
+    return try build(c, store)
+}
