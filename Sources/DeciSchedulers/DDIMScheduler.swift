@@ -3,8 +3,6 @@ import DeciRandom
 /// DDIM (Song et al. 2020), deterministic for `eta == 0`, adding fresh noise scaled by eta otherwise.
 /// Matches diffusers `scheduling_ddim.py` (`DDIMScheduler.set_timesteps` / `step` / `add_noise`).
 public struct DDIMScheduler: AlphaBarScheduler, SampleClamping {
-    public let className = "DDIMScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
     var clamp: SampleClamp
     let finalAlphaCumprod: Float

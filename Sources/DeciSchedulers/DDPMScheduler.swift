@@ -4,8 +4,6 @@ import Foundation
 /// Ancestral sampling of the DDPM posterior q(x_{t-1} | x_t, x0) (Ho et al. 2020), adding noise on
 /// every step with t > 0. Matches diffusers `scheduling_ddpm.py`.
 public struct DDPMScheduler: AlphaBarScheduler, SampleClamping {
-    public let className = "DDPMScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
     public let varianceType: VarianceType
     var clamp: SampleClamp
@@ -19,7 +17,7 @@ public struct DDPMScheduler: AlphaBarScheduler, SampleClamping {
         // The learned variances need a model with doubled output channels; diffusers' fixed_large_log
         // takes the square root of a log (NaN), so it is refused too.
         if varianceType == .learned || varianceType == .learnedRange || varianceType == .fixedLargeLog {
-            throw .unsupportedOption(scheduler: className, option: "variance_type '\(varianceType.rawValue)'")
+            throw .unsupportedOption(scheduler: Self.className, option: "variance_type '\(varianceType.rawValue)'")
         }
         clamp = SampleClamp(config: config, clipSampleDefault: true)
     }

@@ -6,16 +6,13 @@ import Foundation
 /// "Karras" adds `use_karras_sigmas`. Matches diffusers `scheduling_dpmsolver_multistep.py`,
 /// including its lower-order final steps.
 public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
-    public let className = "DPMSolverMultistepScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
     public let algorithm: DPMAlgorithm
     public let solverType: SolverType
     public let solverOrder: Int
     public let lowerOrderFinal: Bool
     public let eulerAtFinal: Bool
-    public let useKarrasSigmas: Bool
-    public let finalSigmasType: FinalSigmasType
+    public let sigmaOptions: SigmaOptions
     let lambdaMinClipped: Double
     let betaSchedule: BetaSchedule
     var clamp: SampleClamp
@@ -25,9 +22,9 @@ public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
     private var lowerOrderNums = 0
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        try refuseUnsupportedSigmaOptions(config, scheduler: className)
+        sigmaOptions = try SigmaOptions(config: config, scheduler: Self.className)
         if let v = config.varianceType, v == .learned || v == .learnedRange {
-            throw .unsupportedOption(scheduler: className, option: "variance_type '\(v.rawValue)'")
+            throw .unsupportedOption(scheduler: Self.className, option: "variance_type '\(v.rawValue)'")
         }
         betaSchedule = config.betaSchedule ?? .linear
         settings = try ScheduleSettings(config: config, zeroSNR: .floored, spacing: .linspace)
@@ -40,13 +37,11 @@ public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
             throw .invalidConfigValue(key: "solver_order", value: "\(solverOrder)", allowed: ["1", "2", "3"])
         }
         if solverOrder == 3 && algorithm == .sdeDPMSolver {
-            throw .unsupportedOption(scheduler: className, option: "solver_order 3 with algorithm_type 'sde-dpmsolver'")
+            throw .unsupportedOption(scheduler: Self.className, option: "solver_order 3 with algorithm_type 'sde-dpmsolver'")
         }
         lowerOrderFinal = config.lowerOrderFinal ?? true
         eulerAtFinal = config.eulerAtFinal ?? false
-        useKarrasSigmas = config.useKarrasSigmas ?? false
-        finalSigmasType = config.finalSigmasType ?? .zero
-        if finalSigmasType == .zero && (algorithm == .dpmSolver || algorithm == .sdeDPMSolver) {
+        if sigmaOptions.finalSigmasType == .zero && (algorithm == .dpmSolver || algorithm == .sdeDPMSolver) {
             throw .invalidConfigValue(key: "final_sigmas_type", value: "zero",
                                       allowed: ["sigma_min (required with algorithm_type '\(algorithm.rawValue)')"])
         }
@@ -67,7 +62,7 @@ public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
         var ts = Spacing.multistepTimesteps(timestepSpacing, steps: steps, trainSteps: trainSteps, last: last, offset: stepsOffset)
         let train = schedule.trainSigmas
         var sig: [Double]
-        if useKarrasSigmas {
+        if sigmaOptions.useKarrasSigmas {
             let asc = train.map { Double($0) }
             sig = Sigmas.karras(sigmaMin: asc[0], sigmaMax: asc[asc.count - 1], count: steps)
             let logs = Sigmas.logSigmas(train)
@@ -81,7 +76,7 @@ public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
             sig = ts.map { NumPy.interpOverIndices(Double($0), fp) }
         }
         timeline = SigmaTimeline(timesteps: ts.map { Float($0) },
-                                 sigmas: sig.map { Float($0) } + [schedule.finalSigma(finalSigmasType)])
+                                 sigmas: sig.map { Float($0) } + [schedule.finalSigma(sigmaOptions.finalSigmasType)])
         modelOutputs = []
         lowerOrderNums = 0
     }
@@ -107,7 +102,7 @@ public struct DPMSolverMultistepScheduler: VPSigmaScheduler, SampleClamping {
         guard !timesteps.isEmpty else { throw .timestepsNotSet(scheduler: className) }
         let i = try stepIndex(modelOutput: modelOutput, sample: sample, timestep: timestep)
         let n = timesteps.count
-        let finalLower = i == n - 1 && (eulerAtFinal || (lowerOrderFinal && n < 15) || finalSigmasType == .zero)
+        let finalLower = i == n - 1 && (eulerAtFinal || (lowerOrderFinal && n < 15) || sigmaOptions.finalSigmasType == .zero)
         let secondLower = i == n - 2 && lowerOrderFinal && n < 15
 
         let converted = convert(modelOutput, sample: sample, sigma: sigmaSchedule[i])

@@ -4,8 +4,6 @@ import DeciRandom
 /// ("Euler a"). Matches diffusers `scheduling_euler_ancestral_discrete.py`, which draws noise on
 /// every step, the last one included.
 public struct EulerAncestralDiscreteScheduler: VESigmaScheduler {
-    public let className = "EulerAncestralDiscreteScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
 
     var timeline: SigmaTimeline
@@ -13,7 +11,7 @@ public struct EulerAncestralDiscreteScheduler: VESigmaScheduler {
     public init(config: SchedulerConfig) throws(SchedulerError) {
         settings = try ScheduleSettings(config: config, zeroSNR: .floored, spacing: .linspace)
         guard settings.predictionType != .sample else {
-            throw .unsupportedOption(scheduler: className, option: "prediction_type 'sample'")
+            throw .unsupportedOption(scheduler: Self.className, option: "prediction_type 'sample'")
         }
         timeline = Self.trainingTimeline(settings.schedule)
     }

@@ -3,13 +3,8 @@ import DeciRandom
 /// Euler's method on the probability-flow ODE in sigma space (Karras et al. 2022, algorithm 2, with
 /// optional churn). Matches diffusers `scheduling_euler_discrete.py`.
 public struct EulerDiscreteScheduler: VESigmaScheduler {
-    public let className = "EulerDiscreteScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
-    public let useKarrasSigmas: Bool
-    public let finalSigmasType: FinalSigmasType
-    let sigmaMin: Double?
-    let sigmaMax: Double?
+    public let sigmaOptions: SigmaOptions
 
     /// Karras "churn": extra noise injected per step (0 disables it, the diffusers default).
     public var sChurn: Float = 0
@@ -20,24 +15,21 @@ public struct EulerDiscreteScheduler: VESigmaScheduler {
     var timeline: SigmaTimeline
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        try refuseUnsupportedSigmaOptions(config, scheduler: className)
+        sigmaOptions = try SigmaOptions(config: config, scheduler: Self.className)
         if let it = config.interpolationType, it != "linear" {
-            throw .unsupportedOption(scheduler: className, option: "interpolation_type '\(it)'")
+            throw .unsupportedOption(scheduler: Self.className, option: "interpolation_type '\(it)'")
         }
         if let tt = config.timestepType, tt != "discrete" {
-            throw .unsupportedOption(scheduler: className, option: "timestep_type '\(tt)'")
+            throw .unsupportedOption(scheduler: Self.className, option: "timestep_type '\(tt)'")
         }
         settings = try ScheduleSettings(config: config, zeroSNR: .floored, spacing: .linspace)
-        useKarrasSigmas = config.useKarrasSigmas ?? false
-        finalSigmasType = config.finalSigmasType ?? .zero
-        sigmaMin = config.sigmaMin
-        sigmaMax = config.sigmaMax
         timeline = Self.trainingTimeline(settings.schedule)
     }
 
     public mutating func setTimesteps(_ steps: Int) throws(SchedulerError) {
-        timeline = try veTimeline(steps: steps, karras: useKarrasSigmas, sigmaMin: sigmaMin, sigmaMax: sigmaMax,
-                                  final: schedule.finalSigma(finalSigmasType))
+        let o = sigmaOptions
+        timeline = try veTimeline(steps: steps, karras: o.useKarrasSigmas, sigmaMin: o.sigmaMin, sigmaMax: o.sigmaMax,
+                                  final: schedule.finalSigma(o.finalSigmasType))
     }
 
     public mutating func step(modelOutput: [Float], timestep: Float, sample: [Float],

@@ -5,8 +5,7 @@ import DeciRandom
 /// repeats each of them. Matches diffusers `scheduling_heun_discrete.py` (which has no zero-SNR
 /// option; a config asking for it gets the plain schedule).
 public struct HeunDiscreteScheduler: VESigmaScheduler {
-    public let className = "HeunDiscreteScheduler"
-    public let order = 2
+    public var order: Int { 2 }
     public let settings: ScheduleSettings
     public let useKarrasSigmas: Bool
     let clamp: SampleClamp
@@ -18,7 +17,7 @@ public struct HeunDiscreteScheduler: VESigmaScheduler {
     private var pendingSample: [Float]?
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        try refuseUnsupportedSigmaOptions(config, scheduler: className)
+        try refuseUnsupportedSigmaOptions(config, scheduler: Self.className)
         settings = try ScheduleSettings(config: config, betaStart: 0.00085, betaEnd: 0.012, zeroSNR: .absent, spacing: .linspace)
         useKarrasSigmas = config.useKarrasSigmas ?? false
         clamp = SampleClamp(config: config, hasThresholding: false, clipSampleDefault: false)

@@ -4,8 +4,6 @@ import DeciRandom
 /// function's x0 estimate, then re-noises it to the next timestep with fresh noise (all steps but
 /// the last). Matches diffusers `scheduling_lcm.py`; the timestep spacing setting does not apply.
 public struct LCMScheduler: AlphaBarScheduler, SampleClamping {
-    public let className = "LCMScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
     public let originalInferenceSteps: Int
     public let timestepScaling: Float

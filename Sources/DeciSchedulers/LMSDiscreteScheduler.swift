@@ -5,8 +5,6 @@ import DeciRandom
 /// diffusers integrates with `scipy.integrate.quad`, which is exact for these polynomials, as is the
 /// Gauss-Legendre rule used here.
 public struct LMSDiscreteScheduler: VESigmaScheduler {
-    public let className = "LMSDiscreteScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
     public let useKarrasSigmas: Bool
 
@@ -17,7 +15,7 @@ public struct LMSDiscreteScheduler: VESigmaScheduler {
     private var derivatives: [[Float]] = []
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        try refuseUnsupportedSigmaOptions(config, scheduler: className)
+        try refuseUnsupportedSigmaOptions(config, scheduler: Self.className)
         settings = try ScheduleSettings(config: config, zeroSNR: .absent, spacing: .linspace)
         useKarrasSigmas = config.useKarrasSigmas ?? false
         timeline = Self.trainingTimeline(settings.schedule)

@@ -5,8 +5,6 @@ import DeciRandom
 /// Matches diffusers `scheduling_pndm.py`. Zero-SNR rescaling is not an option of this scheduler in
 /// diffusers, so a config asking for it gets the plain schedule here too.
 public struct PNDMScheduler: AlphaBarScheduler {
-    public let className = "PNDMScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
     public let skipPrkSteps: Bool
     let finalAlphaCumprod: Float
@@ -24,7 +22,7 @@ public struct PNDMScheduler: AlphaBarScheduler {
     public init(config: SchedulerConfig) throws(SchedulerError) {
         settings = try ScheduleSettings(config: config, zeroSNR: .absent, spacing: .leading)
         guard settings.predictionType != .sample else {
-            throw .unsupportedOption(scheduler: className, option: "prediction_type 'sample'")
+            throw .unsupportedOption(scheduler: Self.className, option: "prediction_type 'sample'")
         }
         skipPrkSteps = config.skipPrkSteps ?? false
         finalAlphaCumprod = (config.setAlphaToOne ?? false) ? 1 : settings.schedule.alphasCumprod[0]

@@ -19,6 +19,11 @@ protocol TrainedScheduler: Scheduler {
 }
 
 extension TrainedScheduler {
+    /// Every scheduler here is named after the diffusers class it reproduces; static so that an
+    /// initialiser can name it in its errors before the value exists.
+    static var className: String { String(describing: self) }
+    public var className: String { Self.className }
+    public var order: Int { 1 }
     var schedule: NoiseSchedule { settings.schedule }
     var predictionType: PredictionType { settings.predictionType }
     var timestepSpacing: TimestepSpacing { settings.timestepSpacing }

@@ -5,18 +5,13 @@ import Foundation
 /// next model evaluation, with the B(h) variants bh1/bh2. Matches diffusers
 /// `scheduling_unipc_multistep.py` (without its optional `solver_p` override).
 public struct UniPCMultistepScheduler: VPSigmaScheduler, SampleClamping {
-    public let className = "UniPCMultistepScheduler"
-    public let order = 1
     public let settings: ScheduleSettings
     public let solverOrder: Int
     public let solverType: SolverType
     public let predictX0: Bool
     public let lowerOrderFinal: Bool
     public let disableCorrector: [Int]
-    public let useKarrasSigmas: Bool
-    public let finalSigmasType: FinalSigmasType
-    let sigmaMin: Double?
-    let sigmaMax: Double?
+    public let sigmaOptions: SigmaOptions
     var clamp: SampleClamp
 
     var timeline: SigmaTimeline
@@ -26,7 +21,7 @@ public struct UniPCMultistepScheduler: VPSigmaScheduler, SampleClamping {
     private var thisOrder = 0
 
     public init(config: SchedulerConfig) throws(SchedulerError) {
-        try refuseUnsupportedSigmaOptions(config, scheduler: className)
+        sigmaOptions = try SigmaOptions(config: config, scheduler: Self.className)
         settings = try ScheduleSettings(config: config, zeroSNR: .floored, spacing: .linspace)
         solverOrder = config.solverOrder ?? 2
         guard solverOrder >= 1 else {
@@ -37,10 +32,6 @@ public struct UniPCMultistepScheduler: VPSigmaScheduler, SampleClamping {
         predictX0 = config.predictX0 ?? true
         lowerOrderFinal = config.lowerOrderFinal ?? true
         disableCorrector = config.disableCorrector ?? []
-        useKarrasSigmas = config.useKarrasSigmas ?? false
-        finalSigmasType = config.finalSigmasType ?? .zero
-        sigmaMin = config.sigmaMin
-        sigmaMax = config.sigmaMax
         clamp = SampleClamp(config: config, clipSampleDefault: nil)
         timeline = SigmaTimeline(sigmas: settings.schedule.trainSigmas)
     }
@@ -51,16 +42,17 @@ public struct UniPCMultistepScheduler: VPSigmaScheduler, SampleClamping {
         let train = schedule.trainSigmas
         var sig: [Double]
         let final: Float
-        if useKarrasSigmas {
+        if sigmaOptions.useKarrasSigmas {
             let asc = train.map { Double($0) }
-            sig = Sigmas.karras(sigmaMin: sigmaMin ?? asc[0], sigmaMax: sigmaMax ?? asc[asc.count - 1], count: steps)
+            sig = Sigmas.karras(sigmaMin: sigmaOptions.sigmaMin ?? asc[0], sigmaMax: sigmaOptions.sigmaMax ?? asc[asc.count - 1],
+                                count: steps)
             let logs = Sigmas.logSigmas(train)
             ts = sig.map { Int(NumPy.round(Sigmas.sigmaToT($0, logSigmas: logs))) }
-            final = finalSigmasType == .zero ? 0 : Float(sig[sig.count - 1])
+            final = sigmaOptions.finalSigmasType == .zero ? 0 : Float(sig[sig.count - 1])
         } else {
             let fp = train.map { Double($0) }
             sig = ts.map { NumPy.interpOverIndices(Double($0), fp) }
-            final = schedule.finalSigma(finalSigmasType)
+            final = schedule.finalSigma(sigmaOptions.finalSigmasType)
         }
         timeline = SigmaTimeline(timesteps: ts.map { Float($0) }, sigmas: sig.map { Float($0) } + [final])
         modelOutputs = []

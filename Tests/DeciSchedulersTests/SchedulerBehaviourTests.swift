@@ -106,7 +106,7 @@ import Testing
         let deci = try Fixtures.config("deci")
         let s = try makeScheduler(named: "DPM++ 2M Karras", config: deci)
         let dpm = try #require(s as? DPMSolverMultistepScheduler)
-        #expect(dpm.useKarrasSigmas)
+        #expect(dpm.sigmaOptions.useKarrasSigmas)
         #expect(dpm.predictionType == .vPrediction)
         #expect(dpm.timestepSpacing == .trailing)
         // Zero-SNR rescaling is honoured, with the 2^-24 floor the sigma schedulers use.
