@@ -23,12 +23,9 @@ public enum TimestepSpacing: String, Sendable, CaseIterable, Codable, ConfigEnum
 /// DDPM's variance choice (diffusers `variance_type`); the learned ones need a model with twice the
 /// output channels and are refused.
 public enum VarianceType: String, Sendable, CaseIterable, Codable, ConfigEnum {
-    case fixedSmall = "fixed_small"
-    case fixedSmallLog = "fixed_small_log"
-    case fixedLarge = "fixed_large"
-    case fixedLargeLog = "fixed_large_log"
-    case learned
-    case learnedRange = "learned_range"
+    case fixedSmall = "fixed_small", fixedSmallLog = "fixed_small_log"
+    case fixedLarge = "fixed_large", fixedLargeLog = "fixed_large_log"
+    case learned, learnedRange = "learned_range"
 }
 
 /// The sigma that follows the last step in sigma-based multistep schedulers.
@@ -40,10 +37,8 @@ public enum FinalSigmasType: String, Sendable, CaseIterable, Codable, ConfigEnum
 /// DPM-Solver variants (diffusers `algorithm_type`); `deis` is accepted and mapped to `dpmsolver++`
 /// as diffusers does.
 public enum DPMAlgorithm: String, Sendable, CaseIterable, Codable, ConfigEnum {
-    case dpmSolver = "dpmsolver"
-    case dpmSolverPlusPlus = "dpmsolver++"
-    case sdeDPMSolver = "sde-dpmsolver"
-    case sdeDPMSolverPlusPlus = "sde-dpmsolver++"
+    case dpmSolver = "dpmsolver", dpmSolverPlusPlus = "dpmsolver++"
+    case sdeDPMSolver = "sde-dpmsolver", sdeDPMSolverPlusPlus = "sde-dpmsolver++"
     case deis
 }
 
@@ -103,45 +98,25 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
     public var originalInferenceSteps: Int?
     public var timestepScaling: Double?
 
+    // Several keys a line (as the UNet configs write theirs), grouped by what they configure: the
+    // training schedule, spacing, clipping and thresholding, sigmas, the multistep solvers, LCM.
     enum CodingKeys: String, CodingKey {
         case className = "_class_name"
-        case numTrainTimesteps = "num_train_timesteps"
-        case betaStart = "beta_start"
-        case betaEnd = "beta_end"
-        case betaSchedule = "beta_schedule"
-        case trainedBetas = "trained_betas"
-        case predictionType = "prediction_type"
-        case timestepSpacing = "timestep_spacing"
-        case stepsOffset = "steps_offset"
+        case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
+        case betaSchedule = "beta_schedule", trainedBetas = "trained_betas"
+        case predictionType = "prediction_type", timestepSpacing = "timestep_spacing", stepsOffset = "steps_offset"
         case rescaleBetasZeroSnr = "rescale_betas_zero_snr"
-        case clipSample = "clip_sample"
-        case clipSampleRange = "clip_sample_range"
-        case setAlphaToOne = "set_alpha_to_one"
-        case thresholding
-        case dynamicThresholdingRatio = "dynamic_thresholding_ratio"
-        case sampleMaxValue = "sample_max_value"
-        case skipPrkSteps = "skip_prk_steps"
-        case varianceType = "variance_type"
-        case useKarrasSigmas = "use_karras_sigmas"
-        case useExponentialSigmas = "use_exponential_sigmas"
-        case useBetaSigmas = "use_beta_sigmas"
-        case useLuLambdas = "use_lu_lambdas"
-        case useFlowSigmas = "use_flow_sigmas"
-        case interpolationType = "interpolation_type"
-        case timestepType = "timestep_type"
-        case finalSigmasType = "final_sigmas_type"
-        case sigmaMin = "sigma_min"
-        case sigmaMax = "sigma_max"
-        case solverOrder = "solver_order"
-        case algorithmType = "algorithm_type"
-        case solverType = "solver_type"
-        case lowerOrderFinal = "lower_order_final"
-        case eulerAtFinal = "euler_at_final"
-        case lambdaMinClippedNumber = "lambda_min_clipped"
-        case predictX0 = "predict_x0"
-        case disableCorrector = "disable_corrector"
-        case originalInferenceSteps = "original_inference_steps"
-        case timestepScaling = "timestep_scaling"
+        case clipSample = "clip_sample", clipSampleRange = "clip_sample_range", setAlphaToOne = "set_alpha_to_one"
+        case thresholding, dynamicThresholdingRatio = "dynamic_thresholding_ratio", sampleMaxValue = "sample_max_value"
+        case skipPrkSteps = "skip_prk_steps", varianceType = "variance_type"
+        case useKarrasSigmas = "use_karras_sigmas", useExponentialSigmas = "use_exponential_sigmas", useBetaSigmas = "use_beta_sigmas"
+        case useLuLambdas = "use_lu_lambdas", useFlowSigmas = "use_flow_sigmas"
+        case interpolationType = "interpolation_type", timestepType = "timestep_type", finalSigmasType = "final_sigmas_type"
+        case sigmaMin = "sigma_min", sigmaMax = "sigma_max"
+        case solverOrder = "solver_order", algorithmType = "algorithm_type", solverType = "solver_type"
+        case lowerOrderFinal = "lower_order_final", eulerAtFinal = "euler_at_final", lambdaMinClippedNumber = "lambda_min_clipped"
+        case predictX0 = "predict_x0", disableCorrector = "disable_corrector"
+        case originalInferenceSteps = "original_inference_steps", timestepScaling = "timestep_scaling"
     }
 
     public init() {}
