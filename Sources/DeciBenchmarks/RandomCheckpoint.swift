@@ -32,9 +32,9 @@ public enum RandomCheckpoint {
             try fm.copyItem(at: tokenizerFolder.appendingPathComponent(f), to: root.appendingPathComponent("tokenizer/\(f)"))
         }
         try write(clipConfigJSON, "text_encoder/config.json")
-        try writeWeights(clipPlan(), to: root.appendingPathComponent("text_encoder/model.safetensors"), log: log)
+        try writeWeights(try clipPlan(), to: root.appendingPathComponent("text_encoder/model.safetensors"), log: log)
         try write(vaeConfigJSON, "vae/config.json")
-        try writeWeights(vaePlan(AutoencoderKLConfig.stableDiffusion),
+        try writeWeights(try vaePlan(AutoencoderKLConfig.stableDiffusion),
                          to: root.appendingPathComponent("vae/diffusion_pytorch_model.safetensors"), log: log)
         switch kind {
         case .deciDiffusion:
@@ -67,28 +67,16 @@ public enum RandomCheckpoint {
 
     static let vaeConfigJSON = #"{"_class_name": "AutoencoderKL", "act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"], "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32, "out_channels": 3, "sample_size": 512, "scaling_factor": 0.18215, "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"]}"#
 
-    /// CLIP ViT-L/14 text tower keys (transformers' names), 123,060,480 parameters.
-    static func clipPlan(hidden h: Int = 768, layers: Int = 12, inter: Int = 3072, vocab: Int = 49408, positions: Int = 77) -> [(key: String, shape: [Int])] {
-        var e: [(key: String, shape: [Int])] = [
-            ("text_model.embeddings.token_embedding.weight", [vocab, h]),
-            ("text_model.embeddings.position_embedding.weight", [positions, h]),
-        ]
-        for i in 0..<layers {
-            let p = "text_model.encoder.layers.\(i)."
-            for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                e += [(p + "self_attn.\(proj).weight", [h, h]), (p + "self_attn.\(proj).bias", [h])]
-            }
-            e += [(p + "layer_norm1.weight", [h]), (p + "layer_norm1.bias", [h]), (p + "layer_norm2.weight", [h]), (p + "layer_norm2.bias", [h])]
-            e += [(p + "mlp.fc1.weight", [inter, h]), (p + "mlp.fc1.bias", [inter]), (p + "mlp.fc2.weight", [h, inter]), (p + "mlp.fc2.bias", [h])]
-        }
-        e += [("text_model.final_layer_norm.weight", [h]), ("text_model.final_layer_norm.bias", [h])]
-        return e
+    /// CLIP ViT-L/14 text tower keys (transformers' names, under `text_model.`), 123,060,480
+    /// parameters: the model's own plan for ``clipConfigJSON``, in the order it asks for them.
+    static func clipPlan() throws(ModelError) -> [(key: String, shape: [Int])] {
+        try CLIPTextConfig.decode(Data(clipConfigJSON.utf8)).parameterPlan().entries.map { (key: "text_model." + $0.key, shape: $0.shape) }
     }
 
     /// AutoencoderKL keys for a config: the model's own list of a complete checkpoint, in key order
     /// so the random values are deterministic.
-    static func vaePlan(_ c: AutoencoderKLConfig) -> [(key: String, shape: [Int])] {
-        c.checkpointShapes().sorted { $0.key < $1.key }.map { (key: $0.key, shape: $0.value) }
+    static func vaePlan(_ c: AutoencoderKLConfig) throws(ModelError) -> [(key: String, shape: [Int])] {
+        try c.parameterPlan().entries.sorted { $0.key < $1.key }
     }
 
     /// Random fp16 weights: uniform in ±1/sqrt(fan_in) for matrices (activations stay O(1)),

@@ -7,7 +7,8 @@ import Foundation
 /// the key as consumed; ``finish(prefix:allowUnused:)`` then fails listing every tensor nothing
 /// asked for, so weights can never silently stay uninitialised nor checkpoint tensors silently be ignored.
 /// ``scoped(_:renames:)`` gives module code a view under a key prefix, optionally with
-/// ``KeyRename`` rules for older checkpoints.
+/// ``KeyRename`` rules for older checkpoints. ``recording(name:)`` makes an empty store that records
+/// the keys and shapes a model declares instead, to list its checkpoint without one.
 ///
 /// Thread safety: lookups are safe from any thread; the consumed-key record is guarded by a lock,
 /// so modules may load concurrently. Files stay mapped while the store or any tensor view is alive.
@@ -35,6 +36,8 @@ public final class WeightStore: @unchecked Sendable {
     public let keys: [String]
     private let lock = NSLock()
     private var consumed = Set<String>()
+    /// Set on a recording store (``recording(name:)``), which has no files.
+    let recorder: ShapeRecorder?
 
     /// A store over one or more safetensors files; a key present in two files is an error.
     public init(files: [SafeTensorsFile], name: String? = nil) throws(WeightsError) {
@@ -53,14 +56,17 @@ public final class WeightStore: @unchecked Sendable {
         self.locations = locations
         self.keys = locations.keys.sorted()
         self.metadata = files.count == 1 ? files[0].metadata ?? [:] : [:]
+        self.recorder = nil
     }
 
-    private init(name: String, files: [SafeTensorsFile], locations: [String: WeightTensor], metadata: [String: String]) {
+    init(name: String, files: [SafeTensorsFile], locations: [String: WeightTensor], metadata: [String: String],
+         recorder: ShapeRecorder? = nil) {
         self.name = name
         self.files = files
         self.locations = locations
         self.keys = locations.keys.sorted()
         self.metadata = metadata
+        self.recorder = recorder
     }
 
     /// Opens the safetensors files at `paths` as one store.
@@ -255,6 +261,10 @@ public final class WeightStore: @unchecked Sendable {
     // MARK: Internals shared with WeightScope
 
     func resolve(_ key: String, renames: [KeyRename], scopePrefix: String, shape expected: [Int]?) throws(WeightsError) -> WeightTensor {
+        if recorder != nil {
+            throw WeightsError(.missingTensor, file: name, key: key,
+                               "a recording store holds no tensors; module code declares shapes to it with expect(_:shape:)")
+        }
         var found = locations[key]
         if found == nil {
             for candidate in KeyRename.candidates(for: key, rules: renames) {
@@ -371,6 +381,16 @@ public struct WeightScope: Sendable {
     public func take(_ key: String, shape: [Int]) throws(WeightsError) -> WeightTensor {
         try store.resolve(prefix + key, renames: renames, scopePrefix: prefix, shape: shape)
     }
+
+    /// Declares that the model uses `prefix + key` with `shape`: a recording store
+    /// (``WeightStore/recording(name:)``) records it, any other store checks and consumes it as
+    /// ``take(_:shape:)`` does.
+    public func expect(_ key: String, shape: [Int]) throws(WeightsError) {
+        if let recorder = store.recorder { recorder.append(prefix + key, shape) } else { _ = try take(key, shape: shape) }
+    }
+
+    /// Whether the store records shapes instead of holding tensors (see ``WeightStore/recording(name:)``).
+    public var isRecording: Bool { store.isRecording }
 
     /// The tensor if present (for optional parameters such as a bias), marked consumed; nil if absent.
     public func takeIfPresent(_ key: String, shape: [Int]) throws(WeightsError) -> WeightTensor? {

@@ -231,3 +231,31 @@ struct LayerTests {
         }
     }
 }
+
+/// Placeholder layers (what a parameter plan's model holds) keep their shape and refuse to run.
+@Suite("Placeholder layers")
+struct PlaceholderLayerTests {
+    @Test func placeholdersKeepShapesAndHoldNoWeights() {
+        let conv = Conv2d.placeholder(inChannels: 4, outChannels: 8, kernelSize: 3, stride: 2, padding: 1, precision: .f32)
+        #expect(conv.isPlaceholder && conv.outputSize(height: 8, width: 8) == (4, 4))
+        conv.algorithm = .direct  // configuring one is harmless; only running it is an error
+        let linear = Linear.placeholder(inFeatures: 4, outFeatures: 6, precision: .bf16)
+        #expect(linear.isPlaceholder && linear.inFeatures == 4 && linear.outFeatures == 6)
+        let gn = GroupNorm.placeholder(groups: 2, channels: 8, eps: 1e-6), ln = LayerNorm.placeholder(channels: 8, eps: 1e-5)
+        #expect(gn.isPlaceholder && gn.weight.isEmpty && ln.isPlaceholder && ln.bias.isEmpty)
+        let table = Embedding.placeholder(count: 49408, dim: 768)
+        #expect(table.isPlaceholder && table.count == 49408 && table.dim == 768)
+        #expect(!Embedding(table: Tensor.zeros([3, 2])).isPlaceholder)
+    }
+
+    @Test func runningAPlaceholderStops() async {
+        await #expect(processExitsWith: .failure) {
+            _ = Linear.placeholder(inFeatures: 4, outFeatures: 6, precision: .f32)(Tensor.zeros([1, 4]))
+        }
+        await #expect(processExitsWith: .failure) {
+            _ = Conv2d.placeholder(inChannels: 4, outChannels: 8, kernelSize: 1, precision: .f32)(Tensor.zeros([1, 2, 2, 4]))
+        }
+        await #expect(processExitsWith: .failure) { _ = GroupNorm.placeholder(groups: 2, channels: 4, eps: 1e-6)(Tensor.zeros([1, 2, 2, 4])) }
+        await #expect(processExitsWith: .failure) { _ = Embedding.placeholder(count: 3, dim: 2)([0]) }
+    }
+}

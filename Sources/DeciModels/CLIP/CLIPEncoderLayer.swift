@@ -13,8 +13,10 @@ public final class CLIPEncoderLayer: Sendable {
 
     public init(_ w: WeightScope, hidden: Int, intermediate: Int, heads: Int, activation: Activation, eps: Float, causal: Bool,
                 precision: Precision) throws(ModelError) {
-        layer_norm1 = try w.layerNorm("layer_norm1", channels: hidden, eps: eps)
+        // Attention before the norms: a parameter plan lists tensors in the order asked for, and the
+        // benchmarks' random checkpoints (whose values follow that order) are written in this one.
         self_attn = try CLIPAttention(w.scoped("self_attn."), hidden: hidden, heads: heads, causal: causal, precision: precision)
+        layer_norm1 = try w.layerNorm("layer_norm1", channels: hidden, eps: eps)
         layer_norm2 = try w.layerNorm("layer_norm2", channels: hidden, eps: eps)
         mlp = try CLIPMLP(w.scoped("mlp."), hidden: hidden, intermediate: intermediate, activation: activation, precision: precision)
     }

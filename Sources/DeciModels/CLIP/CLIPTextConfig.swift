@@ -111,14 +111,16 @@ public struct CLIPTextConfig: Codable, Sendable, Equatable {
         _ = try activation
     }
 
-    /// Parameters a checkpoint of this shape stores (embeddings, layers, final LayerNorm; no
-    /// buffers). 123,060,480 for ``vitL14``.
+    /// Every tensor a checkpoint of this shape stores (embeddings, layers, final LayerNorm; no
+    /// buffers), keys relative to `text_model.`, in the order the model asks for them: the model
+    /// built over a recording store (no weights read or allocated).
+    public func parameterPlan() throws(ModelError) -> ParameterPlan {
+        try ParameterPlan.recording { (w) throws(ModelError) in _ = try CLIPTextModel(config: self, weights: w, precision: .f32) }
+    }
+
+    /// Parameters a checkpoint of this shape stores. 123,060,480 for ``vitL14``.
     public var parameterCount: Int {
-        let h = hiddenSize, i = intermediateSize
-        let attention = 4 * (h * h + h)
-        let mlp = (h * i + i) + (i * h + h)
-        let norms = 2 * 2 * h
-        return (vocabSize + maxPositionEmbeddings) * h + numHiddenLayers * (attention + mlp + norms) + 2 * h
+        get throws(ModelError) { try parameterPlan().parameterCount }
     }
 }
 

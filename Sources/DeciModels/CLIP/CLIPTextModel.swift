@@ -21,9 +21,9 @@ public final class CLIPTextModel: Sendable {
     public let config: CLIPTextConfig
     public let precision: Precision
     /// `[vocab, hidden]`, row per token id.
-    let token_embedding: Tensor
+    let token_embedding: Embedding
     /// `[maxPositions, hidden]`.
-    let position_embedding: Tensor
+    let position_embedding: Embedding
     let layers: [CLIPEncoderLayer]
     let final_layer_norm: LayerNorm
 
@@ -35,8 +35,8 @@ public final class CLIPTextModel: Sendable {
         self.config = config
         self.precision = precision
         let h = config.hiddenSize
-        token_embedding = try w.tensor("embeddings.token_embedding.weight", shape: [config.vocabSize, h])
-        position_embedding = try w.tensor("embeddings.position_embedding.weight", shape: [config.maxPositionEmbeddings, h])
+        token_embedding = try w.embedding("embeddings.token_embedding", count: config.vocabSize, dim: h)
+        position_embedding = try w.embedding("embeddings.position_embedding", count: config.maxPositionEmbeddings, dim: h)
         var layers: [CLIPEncoderLayer] = []
         for i in 0..<config.numHiddenLayers {
             layers.append(try CLIPEncoderLayer(w.scoped("encoder.layers.\(i)."), hidden: h, intermediate: config.intermediateSize,
@@ -66,7 +66,9 @@ public final class CLIPTextModel: Sendable {
     }
 
     /// Parameters held (as the checkpoint counts them).
-    public var parameterCount: Int { config.parameterCount }
+    public var parameterCount: Int {
+        get throws(ModelError) { try config.parameterCount }
+    }
 
     /// Encodes token ids (`[batch][tokens]`, every row the same length, at most
     /// `max_position_embeddings`, usually 77 with padding) to `[batch, tokens, hidden]`.
@@ -98,8 +100,8 @@ public final class CLIPTextModel: Sendable {
                 throw CLIPTextInputError("row \(b), position \(bad): token id \(row[bad]) is outside the vocabulary 0..<\(config.vocabSize)")
             }
         }
-        let tok = Ops.gatherRows(token_embedding, ids.flatMap { $0.map(Int.init) })
-        let pos = Ops.gatherRows(position_embedding, Array(0..<tokens))
+        let tok = token_embedding(ids.flatMap { $0.map(Int.init) })
+        let pos = position_embedding(Array(0..<tokens))
         return Ops.addRepeating(tok, pos).reshaped([batch, tokens, config.hiddenSize])
     }
 }

@@ -29,10 +29,12 @@ public final class BasicTransformerBlock: @unchecked Sendable {
     let ff: FeedForward
 
     public init(_ w: WeightScope, channels: Int, heads: Int, contextChannels: Int, precision: Precision) throws(ModelError) {
-        norm1 = try w.layerNorm("norm1", channels: channels, eps: 1e-5)
+        // Attentions before norms: a parameter plan lists tensors in the order asked for, and the
+        // benchmarks' random checkpoints (whose values follow that order) are written in this one.
         attn1 = try Attention(w.scoped("attn1."), channels: channels, heads: heads, contextChannels: nil, precision: precision)
-        norm2 = try w.layerNorm("norm2", channels: channels, eps: 1e-5)
         attn2 = try Attention(w.scoped("attn2."), channels: channels, heads: heads, contextChannels: contextChannels, precision: precision)
+        norm1 = try w.layerNorm("norm1", channels: channels, eps: 1e-5)
+        norm2 = try w.layerNorm("norm2", channels: channels, eps: 1e-5)
         norm3 = try w.layerNorm("norm3", channels: channels, eps: 1e-5)
         ff = try FeedForward(w.scoped("ff."), channels: channels, inner: 4 * channels, precision: precision)
     }
@@ -46,7 +48,8 @@ public final class BasicTransformerBlock: @unchecked Sendable {
 
 /// diffusers `Transformer2DModel` with one transformer block: GroupNorm(eps 1e-6), proj_in,
 /// block, proj_out, plus the input. proj_in/proj_out are 1x1 convs or linears in checkpoints; over
-/// NHWC rows both are the same matmul.
+/// NHWC rows both are the same matmul, and loading takes either (`linearProjection` says which the
+/// model's config declares, for its parameter plan).
 public final class Transformer2DModel: @unchecked Sendable {
     let norm: GroupNorm
     let proj_in: Linear
@@ -54,16 +57,16 @@ public final class Transformer2DModel: @unchecked Sendable {
     let proj_out: Linear
 
     public init(_ w: WeightScope, channels: Int, heads: Int, contextChannels: Int, layers: Int = 1, groups: Int = 32,
-                precision: Precision) throws(ModelError) {
+                linearProjection: Bool = false, precision: Precision) throws(ModelError) {
         norm = try w.groupNorm("norm", groups: groups, channels: channels, eps: 1e-6)
-        proj_in = try w.linear("proj_in", in: channels, out: channels, precision: precision)
+        proj_in = try w.linear("proj_in", in: channels, out: channels, convShaped: !linearProjection, precision: precision)
         var blocks: [BasicTransformerBlock] = []
         for i in 0..<layers {
             blocks.append(try BasicTransformerBlock(w.scoped("transformer_blocks.\(i)."), channels: channels, heads: heads,
                                                     contextChannels: contextChannels, precision: precision))
         }
         transformer_blocks = blocks
-        proj_out = try w.linear("proj_out", in: channels, out: channels, precision: precision)
+        proj_out = try w.linear("proj_out", in: channels, out: channels, convShaped: !linearProjection, precision: precision)
     }
 
     /// `x` `[n, h, w, c]`, `context` `[n, tokens, contextChannels]`.

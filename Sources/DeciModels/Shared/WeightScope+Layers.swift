@@ -4,6 +4,10 @@ import DeciWeights
 
 /// Builds layers from checkpoint tensors. Module code asks for its parameters by their key relative
 /// to its scope (e.g. `conv1`, `attn1.to_q`), so module structure mirrors the checkpoint.
+///
+/// Over a recording store (``WeightStore/recording(name:)``) each builder declares its tensors'
+/// keys and shapes instead and returns a weightless placeholder layer, so building a model there
+/// lists its checkpoint (a ``ParameterPlan``) without reading or allocating any weight.
 extension WeightScope {
     /// The float32 values of `key`, shape-checked.
     public func floats(_ key: String, shape: [Int]) throws(ModelError) -> [Float] {
@@ -18,9 +22,23 @@ extension WeightScope {
         } catch { throw .weights(error) }
     }
 
+    /// An embedding table from `name.weight` `[count, dim]`, converted straight into tensor memory.
+    public func embedding(_ name: String, count: Int, dim: Int) throws(ModelError) -> Embedding {
+        if isRecording {
+            try declare([name], shape: [count, dim], bias: nil)
+            return .placeholder(count: count, dim: dim)
+        }
+        return Embedding(table: try tensor("\(name).weight", shape: [count, dim]))
+    }
+
     /// A conv layer from `name.weight` `[out, in, k, k]` and, if `bias`, `name.bias`.
     public func conv(_ name: String, in cin: Int, out cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
                      extraBottomRight: Int = 0, bias: Bool = true, precision: Precision) throws(ModelError) -> Conv2d {
+        if isRecording {
+            try declare([name], shape: [cout, cin, kernel, kernel], bias: bias ? [cout] : nil)
+            return .placeholder(inChannels: cin, outChannels: cout, kernelSize: kernel, stride: stride, padding: padding ?? kernel / 2,
+                                extraBottomRight: extraBottomRight, precision: precision)
+        }
         let w = try weightTensors([name], shape: [cout, cin, kernel, kernel])
         let b = bias ? try floats("\(name).bias", shape: [cout]) : nil
         return try built(name) { () throws(StagedLayerError<WeightsError>) in
@@ -32,14 +50,21 @@ extension WeightScope {
     }
 
     /// A linear layer from `name.weight` `[out, in]` (a 1x1 conv weight `[out, in, 1, 1]` is accepted
-    /// too, for `proj_in`/`proj_out` that some checkpoints store as convolutions).
-    public func linear(_ name: String, in fin: Int, out fout: Int, bias: Bool = true, precision: Precision) throws(ModelError) -> Linear {
-        try fusedLinear([name], in: fin, out: fout, bias: bias, precision: precision)
+    /// too, for `proj_in`/`proj_out` that some checkpoints store as convolutions). `convShaped` says
+    /// which of the two this model's checkpoints hold, for its parameter plan; loading takes either.
+    public func linear(_ name: String, in fin: Int, out fout: Int, bias: Bool = true, convShaped: Bool = false,
+                       precision: Precision) throws(ModelError) -> Linear {
+        try fusedLinear([name], in: fin, out: fout, bias: bias, convShaped: convShaped, precision: precision)
     }
 
     /// Several projections of the same input fused into one matmul (e.g. to_q/to_k/to_v): output
     /// columns are the parts in order.
-    public func fusedLinear(_ names: [String], in fin: Int, out fout: Int, bias: Bool, precision: Precision) throws(ModelError) -> Linear {
+    public func fusedLinear(_ names: [String], in fin: Int, out fout: Int, bias: Bool, convShaped: Bool = false,
+                            precision: Precision) throws(ModelError) -> Linear {
+        if isRecording {
+            try declare(names, shape: convShaped ? [fout, fin, 1, 1] : [fout, fin], bias: bias ? [fout] : nil)
+            return .placeholder(inFeatures: fin, outFeatures: fout * names.count, precision: precision)
+        }
         let w = try weightTensors(names, shape: [fout, fin], alternative: [fout, fin, 1, 1])
         var b: [Float] = []
         if bias { for n in names { b += try floats("\(n).bias", shape: [fout]) } }
@@ -49,6 +74,17 @@ extension WeightScope {
                 try convert(w[part], into: buffer)
             }
         }
+    }
+
+    /// Declares `name.weight` (and `name.bias` when `bias` has a shape) for each name to a recording
+    /// store, each weight followed by its bias as torch's state dicts list them.
+    private func declare(_ names: [String], shape: [Int], bias: [Int]?) throws(ModelError) {
+        do {
+            for n in names {
+                try expect("\(n).weight", shape: shape)
+                if let bias { try expect("\(n).bias", shape: bias) }
+            }
+        } catch { throw .weights(error) }
     }
 
     /// The (shape-checked) weight tensors `name.weight` for each name.
@@ -79,13 +115,21 @@ extension WeightScope {
         guard groups > 0, channels % groups == 0 else {
             throw .config("\(prefix)\(name): \(channels) channels cannot form \(groups) groups")
         }
+        if isRecording {
+            try declare([name], shape: [channels], bias: [channels])
+            return .placeholder(groups: groups, channels: channels, eps: eps)
+        }
         return GroupNorm(groups: groups, channels: channels, eps: eps, weight: try floats("\(name).weight", shape: [channels]),
                          bias: try floats("\(name).bias", shape: [channels]))
     }
 
     public func layerNorm(_ name: String, channels: Int, eps: Float) throws(ModelError) -> LayerNorm {
-        LayerNorm(channels: channels, eps: eps, weight: try floats("\(name).weight", shape: [channels]),
-                  bias: try floats("\(name).bias", shape: [channels]))
+        if isRecording {
+            try declare([name], shape: [channels], bias: [channels])
+            return .placeholder(channels: channels, eps: eps)
+        }
+        return LayerNorm(channels: channels, eps: eps, weight: try floats("\(name).weight", shape: [channels]),
+                         bias: try floats("\(name).bias", shape: [channels]))
     }
 }
 

@@ -6,8 +6,7 @@ import Foundation
 
 /// The common base of the SD-family UNets: the ``Denoiser`` properties, the ``UNetShell`` at the
 /// checkpoint root, and a forward pass that runs the shell around a subclass's blocks. Subclasses
-/// build their blocks, then call `init(shell:...)`, which builds the shell and fails on unused
-/// tensors.
+/// build the shell, then their blocks, then call `init(shell:...)`, which fails on unused tensors.
 public class SDFamilyUNet: Denoiser, @unchecked Sendable {
     public let precision: Precision
     public let inChannels: Int
@@ -17,16 +16,17 @@ public class SDFamilyUNet: Denoiser, @unchecked Sendable {
     /// conv_in, time embedding and output head.
     let shell: UNetShell
 
-    /// Builds the shell from the root of `w` (after the subclass has taken its blocks' tensors)
-    /// and fails if the scope holds tensors the model did not use.
-    init(shell config: UNetShellConfig, weights w: WeightScope, contextChannels: Int, downsamplers: Int,
+    /// Takes the shell the subclass built from the root of `w` (before its blocks, so a parameter
+    /// plan lists the shell first, the order the benchmarks' random checkpoints are written in) and
+    /// fails if the scope holds tensors the model did not use.
+    init(shell: UNetShell, config: UNetShellConfig, weights w: WeightScope, contextChannels: Int, downsamplers: Int,
          precision: Precision) throws(ModelError) {
         self.precision = precision
         inChannels = config.inChannels
         outChannels = config.outChannels
         self.contextChannels = contextChannels
         latentSizeMultiple = 1 << downsamplers
-        shell = try UNetShell(w, config: config, precision: precision)
+        self.shell = shell
         do { try w.finish() } catch { throw .weights(error) }
     }
 

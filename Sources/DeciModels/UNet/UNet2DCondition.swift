@@ -34,13 +34,14 @@ public final class UNet2DConditionModel: SDFamilyUNet, SDFamilyUNetModel, @unche
         let groups = l.groups
         let eps = shell.normEps
         self.config = config
+        let head = try UNetShell(w, config: shell, precision: precision)
 
         func resnet(_ key: String, _ cin: Int, _ cout: Int) throws(ModelError) -> ResnetBlock2D {
             try ResnetBlock2D(w.scoped(key + "."), in: cin, out: cout, tembChannels: temb, groups: groups, eps: eps, precision: precision)
         }
         func transformer(_ key: String, _ c: Int, heads: Int, layers: Int) throws(ModelError) -> Transformer2DModel {
             try Transformer2DModel(w.scoped(key + "."), channels: c, heads: heads, contextChannels: l.contextChannels, layers: layers,
-                                   groups: groups, precision: precision)
+                                   groups: groups, linearProjection: config.useLinearProjection, precision: precision)
         }
 
         var down: [Block] = []
@@ -61,9 +62,11 @@ public final class UNet2DConditionModel: SDFamilyUNet, SDFamilyUNetModel, @unche
         down_blocks = down
 
         let midC = shell.blockOutChannels[shell.blockOutChannels.count - 1]
-        mid_block = Block(resnets: [try resnet("mid_block.resnets.0", midC, midC), try resnet("mid_block.resnets.1", midC, midC)],
-                          attentions: [try transformer("mid_block.attentions.0", midC, heads: l.midHeads, layers: l.midTransformerLayers)],
-                          downsampler: nil, upsampler: nil)
+        // In the order the mid block runs them (and a parameter plan lists them).
+        let midFirst = try resnet("mid_block.resnets.0", midC, midC)
+        let midAttention = try transformer("mid_block.attentions.0", midC, heads: l.midHeads, layers: l.midTransformerLayers)
+        let midSecond = try resnet("mid_block.resnets.1", midC, midC)
+        mid_block = Block(resnets: [midFirst, midSecond], attentions: [midAttention], downsampler: nil, upsampler: nil)
 
         var up: [Block] = []
         for (i, b) in l.up.enumerated() {
@@ -80,7 +83,7 @@ public final class UNet2DConditionModel: SDFamilyUNet, SDFamilyUNetModel, @unche
             up.append(Block(resnets: resnets, attentions: attentions, downsampler: nil, upsampler: us))
         }
         up_blocks = up
-        try super.init(shell: shell, weights: w, contextChannels: l.contextChannels, downsamplers: l.down.count - 1, precision: precision)
+        try super.init(shell: head, config: shell, weights: w, contextChannels: l.contextChannels, downsamplers: l.down.count - 1, precision: precision)
     }
 
     /// The down, mid and up blocks between conv_in and the output head.

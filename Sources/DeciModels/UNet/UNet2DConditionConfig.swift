@@ -178,40 +178,9 @@ public struct UNet2DConditionConfig: Decodable, Sendable, UNetConfiguration {
                       groups: groups)
     }
 
-    /// Every tensor the checkpoint must hold, with its shape, from the config alone.
+    /// Every tensor the checkpoint must hold, with its shape, from the config alone: the model
+    /// built over a recording store (no weights read or allocated).
     public func parameterPlan() throws(ModelError) -> ParameterPlan {
-        let l = try layout()
-        var plan = ParameterPlan()
-        let temb = shell.timeEmbeddingChannels
-        let lin = useLinearProjection
-        plan.unetShell(inChannels: shell.inChannels, outChannels: shell.outChannels, base: shell.baseChannels, temb: temb,
-                       convInKernel: shell.convInKernel, convOutKernel: shell.convOutKernel)
-        for (i, b) in l.down.enumerated() {
-            for j in 0..<b.layers {
-                plan.resnet("down_blocks.\(i).resnets.\(j)", in: j == 0 ? b.inChannels : b.outChannels, out: b.outChannels, temb: temb)
-                if b.crossAttention {
-                    plan.transformer("down_blocks.\(i).attentions.\(j)", channels: b.outChannels, context: l.contextChannels,
-                                     layers: b.transformerLayers, linearProjection: lin)
-                }
-            }
-            if b.resample { plan.conv("down_blocks.\(i).downsamplers.0.conv", in: b.outChannels, out: b.outChannels, kernel: 3) }
-        }
-        let mid = shell.blockOutChannels[shell.blockOutChannels.count - 1]
-        plan.resnet("mid_block.resnets.0", in: mid, out: mid, temb: temb)
-        plan.transformer("mid_block.attentions.0", channels: mid, context: l.contextChannels, layers: l.midTransformerLayers, linearProjection: lin)
-        plan.resnet("mid_block.resnets.1", in: mid, out: mid, temb: temb)
-        for (i, b) in l.up.enumerated() {
-            for j in 0..<b.layers {
-                let skip = j == b.layers - 1 ? b.inChannels : b.outChannels
-                let from = j == 0 ? b.prevOutputChannels : b.outChannels
-                plan.resnet("up_blocks.\(i).resnets.\(j)", in: from + skip, out: b.outChannels, temb: temb)
-                if b.crossAttention {
-                    plan.transformer("up_blocks.\(i).attentions.\(j)", channels: b.outChannels, context: l.contextChannels,
-                                     layers: b.transformerLayers, linearProjection: lin)
-                }
-            }
-            if b.resample { plan.conv("up_blocks.\(i).upsamplers.0.conv", in: b.outChannels, out: b.outChannels, kernel: 3) }
-        }
-        return plan
+        try ParameterPlan.recording { (w) throws(ModelError) in _ = try UNet2DConditionModel(config: self, weights: w, precision: .f32) }
     }
 }

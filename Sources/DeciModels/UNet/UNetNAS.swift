@@ -17,7 +17,7 @@ enum NASModule {
                                              eps: b.resnetEps, precision: precision))
         case .attention(let c):
             return .attention(try Transformer2DModel(w, channels: c, heads: b.numAttentionHeads, contextChannels: b.crossAttentionDim,
-                                                     groups: UNetNASConfig.innerGroups, precision: precision))
+                                                     groups: UNetNASConfig.innerGroups, linearProjection: false, precision: precision))
         }
     }
 
@@ -60,6 +60,7 @@ public final class UNetNAS: SDFamilyUNet, SDFamilyUNetModel, @unchecked Sendable
         let layout = try config.layout()
         let shell = config.shell
         self.config = config
+        let head = try UNetShell(w, config: shell, precision: precision)
         func modules(_ prefix: String, _ specs: [UNetNASConfig.Module]) throws(ModelError) -> [NASModule] {
             var out: [NASModule] = []
             for (j, spec) in specs.enumerated() {
@@ -82,7 +83,7 @@ public final class UNetNAS: SDFamilyUNet, SDFamilyUNetModel, @unchecked Sendable
                               upsampler: u.upsample ? try Upsample2D(w.scoped("up_blocks.\(i).upsamplers.0."), channels: u.outChannels, precision: precision) : nil))
         }
         up_blocks = up
-        try super.init(shell: shell, weights: w, contextChannels: config.blocks.crossAttentionDim, downsamplers: layout.downsamplers, precision: precision)
+        try super.init(shell: head, config: shell, weights: w, contextChannels: config.blocks.crossAttentionDim, downsamplers: layout.downsamplers, precision: precision)
     }
 
     /// The NAS blocks between conv_in and the output head.

@@ -195,33 +195,10 @@ public struct UNetNASConfig: Decodable, Sendable, UNetConfiguration {
         return layout
     }
 
-    /// Every tensor the checkpoint must hold, with its shape, from the config alone.
+    /// Every tensor the checkpoint must hold, with its shape, from the config alone: the model
+    /// built over a recording store (no weights read or allocated).
     public func parameterPlan() throws(ModelError) -> ParameterPlan {
-        let l = try layout()
-        var plan = ParameterPlan()
-        let temb = blocks.tembDim
-        plan.unetShell(inChannels: shell.inChannels, outChannels: shell.outChannels, base: shell.baseChannels, temb: shell.timeEmbeddingChannels,
-                       convInKernel: shell.convInKernel, convOutKernel: shell.convOutKernel)
-        func modules(_ prefix: String, _ ms: [Module]) {
-            for (j, m) in ms.enumerated() {
-                switch m {
-                case .resnet(let cin, let cout): plan.resnet("\(prefix).modules_list.\(j)", in: cin, out: cout, temb: temb)
-                case .attention(let c):
-                    plan.transformer("\(prefix).modules_list.\(j)", channels: c, context: blocks.crossAttentionDim, layers: 1, linearProjection: false)
-                }
-            }
-        }
-        for (i, d) in l.down.enumerated() {
-            modules("down_blocks.\(i)", d.modules)
-            if d.downsample { plan.conv("down_blocks.\(i).downsamplers.0.conv", in: d.outChannels, out: d.outChannels, kernel: 3) }
-        }
-        modules("mid_block", l.mid.modules)
-        if l.mid.upsample { plan.conv("mid_block.upsamplers.0.conv", in: l.mid.channels, out: l.mid.channels, kernel: 3) }
-        for (i, u) in l.up.enumerated() {
-            modules("up_blocks.\(i)", u.modules)
-            if u.upsample { plan.conv("up_blocks.\(i).upsamplers.0.conv", in: u.outChannels, out: u.outChannels, kernel: 3) }
-        }
-        return plan
+        try ParameterPlan.recording { (w) throws(ModelError) in _ = try UNetNAS(config: self, weights: w, precision: .f32) }
     }
 }
 

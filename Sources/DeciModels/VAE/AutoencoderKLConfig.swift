@@ -149,63 +149,19 @@ public struct AutoencoderKLConfig: Codable, Sendable, Equatable {
     public var downscaleFactor: Int { 1 << (blockOutChannels.count - 1) }
 
     /// Every tensor a complete checkpoint of this configuration holds, with its PyTorch shape, in
-    /// current diffusers naming. Lets a caller check a file before loading it and count
-    /// parameters without weights.
-    public func checkpointShapes() -> [String: [Int]] {
-        var s: [String: [Int]] = [:]
-        func conv(_ k: String, _ i: Int, _ o: Int, _ size: Int) {
-            s["\(k).weight"] = [o, i, size, size]
-            s["\(k).bias"] = [o]
-        }
-        func norm(_ k: String, _ c: Int) {
-            s["\(k).weight"] = [c]
-            s["\(k).bias"] = [c]
-        }
-        func resnet(_ k: String, _ i: Int, _ o: Int) {
-            norm("\(k).norm1", i)
-            conv("\(k).conv1", i, o, 3)
-            norm("\(k).norm2", o)
-            conv("\(k).conv2", o, o, 3)
-            if i != o { conv("\(k).conv_shortcut", i, o, 1) }
-        }
-        func mid(_ k: String, _ c: Int) {
-            resnet("\(k).resnets.0", c, c)
-            resnet("\(k).resnets.1", c, c)
-            guard midBlockAddAttention else { return }
-            norm("\(k).attentions.0.group_norm", c)
-            for p in ["to_q", "to_k", "to_v", "to_out.0"] {
-                s["\(k).attentions.0.\(p).weight"] = [c, c]
-                s["\(k).attentions.0.\(p).bias"] = [c]
-            }
-        }
-        let ch = blockOutChannels, last = ch.count - 1
-        conv("encoder.conv_in", inChannels, ch[0], 3)
-        var cin = ch[0]
-        for (i, cout) in ch.enumerated() {
-            for j in 0..<layersPerBlock { resnet("encoder.down_blocks.\(i).resnets.\(j)", j == 0 ? cin : cout, cout) }
-            if i != last { conv("encoder.down_blocks.\(i).downsamplers.0.conv", cout, cout, 3) }
-            cin = cout
-        }
-        mid("encoder.mid_block", ch[last])
-        norm("encoder.conv_norm_out", ch[last])
-        conv("encoder.conv_out", ch[last], 2 * latentChannels, 3)
-        if useQuantConv { conv("quant_conv", 2 * latentChannels, 2 * latentChannels, 1) }
-        if usePostQuantConv { conv("post_quant_conv", latentChannels, latentChannels, 1) }
-        conv("decoder.conv_in", latentChannels, ch[last], 3)
-        mid("decoder.mid_block", ch[last])
-        cin = ch[last]
-        for (i, cout) in ch.reversed().enumerated() {
-            for j in 0...layersPerBlock { resnet("decoder.up_blocks.\(i).resnets.\(j)", j == 0 ? cin : cout, cout) }
-            if i != last { conv("decoder.up_blocks.\(i).upsamplers.0.conv", cout, cout, 3) }
-            cin = cout
-        }
-        norm("decoder.conv_norm_out", ch[0])
-        conv("decoder.conv_out", ch[0], outChannels, 3)
-        return s
+    /// current diffusers naming, in the order the model asks for them: the model built over a
+    /// recording store (no weights read or allocated).
+    public func parameterPlan() throws(ModelError) -> ParameterPlan {
+        try ParameterPlan.recording { (w) throws(ModelError) in _ = try AutoencoderKL(config: self, weights: w, precision: .f32) }
     }
 
+    /// ``parameterPlan()`` as keys mapped to shapes. Lets a caller check a file before loading it.
+    public func checkpointShapes() throws(ModelError) -> [String: [Int]] { try parameterPlan().shapes }
+
     /// Parameters of a complete checkpoint (83,653,863 for Stable Diffusion's VAE).
-    public var parameterCount: Int { checkpointShapes().values.reduce(0) { $0 + $1.reduce(1, *) } }
+    public var parameterCount: Int {
+        get throws(ModelError) { try parameterPlan().parameterCount }
+    }
 }
 
 private func describe(_ error: Error) -> String {
