@@ -22,15 +22,9 @@ public struct CLIPTextConfig: Codable, Sendable, Equatable {
     public var useAttentionMask: Bool = false
 
     enum CodingKeys: String, CodingKey {
-        case vocabSize = "vocab_size"
-        case hiddenSize = "hidden_size"
-        case intermediateSize = "intermediate_size"
-        case numHiddenLayers = "num_hidden_layers"
-        case numAttentionHeads = "num_attention_heads"
-        case maxPositionEmbeddings = "max_position_embeddings"
-        case hiddenAct = "hidden_act"
-        case layerNormEps = "layer_norm_eps"
-        case useAttentionMask = "use_attention_mask"
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads", maxPositionEmbeddings = "max_position_embeddings"
+        case hiddenAct = "hidden_act", layerNormEps = "layer_norm_eps", useAttentionMask = "use_attention_mask"
     }
 
     /// transformers' defaults (a CLIP ViT-B text tower); use ``vitL14`` for SD 1.x.

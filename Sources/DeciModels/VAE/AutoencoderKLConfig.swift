@@ -34,23 +34,13 @@ public struct AutoencoderKLConfig: Codable, Sendable, Equatable {
     public var midBlockAddAttention = true
 
     enum CodingKeys: String, CodingKey {
-        case inChannels = "in_channels"
-        case outChannels = "out_channels"
-        case downBlockTypes = "down_block_types"
-        case upBlockTypes = "up_block_types"
-        case blockOutChannels = "block_out_channels"
-        case layersPerBlock = "layers_per_block"
-        case actFn = "act_fn"
-        case latentChannels = "latent_channels"
-        case normNumGroups = "norm_num_groups"
-        case sampleSize = "sample_size"
-        case scalingFactor = "scaling_factor"
-        case shiftFactor = "shift_factor"
-        case latentsMean = "latents_mean"
-        case latentsStd = "latents_std"
-        case forceUpcast = "force_upcast"
-        case useQuantConv = "use_quant_conv"
-        case usePostQuantConv = "use_post_quant_conv"
+        case inChannels = "in_channels", outChannels = "out_channels"
+        case downBlockTypes = "down_block_types", upBlockTypes = "up_block_types"
+        case blockOutChannels = "block_out_channels", layersPerBlock = "layers_per_block", actFn = "act_fn"
+        case latentChannels = "latent_channels", normNumGroups = "norm_num_groups", sampleSize = "sample_size"
+        case scalingFactor = "scaling_factor", shiftFactor = "shift_factor"
+        case latentsMean = "latents_mean", latentsStd = "latents_std", forceUpcast = "force_upcast"
+        case useQuantConv = "use_quant_conv", usePostQuantConv = "use_post_quant_conv"
         case midBlockAddAttention = "mid_block_add_attention"
     }
 
