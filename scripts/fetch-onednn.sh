@@ -19,10 +19,11 @@ fi
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$version" ] && [ -f "$dest/lib/libdnnl.so.3" ]; then
     exit 0
 fi
-base=https://files.pythonhosted.org/packages
+# The two wheels, by PyPI name, and their pinned SHA-256. pip fetches them from whatever index the
+# machine is configured for (the script names no host).
 wheels=(
-    "$base/65/b4/792e6d3ef02a0e14fdc0392bd378dc78f3c8356e6a40fda8c0b9366628a1/onednn_cpu_gomp-2023.2.0-py2.py3-none-manylinux1_x86_64.whl 2f22a54d6a890ed14bfa185d42a4be65d8b5b1df85dc1f0f3a9abe31620416fb"
-    "$base/d4/26/e1f06fc4810583d892831817e3217d32be475dd740c86c0b4058cec9d172/onednn_devel_cpu_gomp-2023.2.0-py2.py3-none-manylinux1_x86_64.whl 9763c69e8c907e119056bd52ad918ca84ac9ba939d130a99dfa95ccca3e5e284"
+    "onednn-cpu-gomp==2023.2.0 2f22a54d6a890ed14bfa185d42a4be65d8b5b1df85dc1f0f3a9abe31620416fb"
+    "onednn-devel-cpu-gomp==2023.2.0 9763c69e8c907e119056bd52ad918ca84ac9ba939d130a99dfa95ccca3e5e284"
 )
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,14 +31,22 @@ fallback() {
     echo "oneDNN: $1; building against the system oneDNN (slower convolutions)" >&2
     exit 0
 }
-command -v curl >/dev/null && command -v unzip >/dev/null || fallback "curl or unzip missing"
+pip=""
+for py in python3 python; do
+    if command -v "$py" >/dev/null && "$py" -m pip --version >/dev/null 2>&1; then pip="$py -m pip"; break; fi
+done
+[ -n "$pip" ] || fallback "pip missing"
+command -v unzip >/dev/null || fallback "unzip missing"
 for w in "${wheels[@]}"; do
     set -- $w
-    file="$tmp/$(basename "$1")"
-    echo "oneDNN: downloading $(basename "$1")" >&2
-    curl -fsSL --retry 3 -o "$file" "$1" || fallback "download of $(basename "$1") failed"
-    echo "$2  $file" | sha256sum -c --status || fallback "checksum mismatch for $(basename "$1")"
-    unzip -q -o "$file" -d "$tmp/x" || fallback "cannot unpack $(basename "$1")"
+    echo "oneDNN: downloading $1" >&2
+    rm -rf "$tmp/dl"
+    $pip download --quiet --no-deps --only-binary=:all: --platform manylinux1_x86_64 -d "$tmp/dl" "$1" >&2 \
+        || fallback "pip download of $1 failed"
+    file=$(ls "$tmp"/dl/*.whl 2>/dev/null | head -n 1)
+    [ -n "$file" ] || fallback "pip download of $1 gave no wheel"
+    echo "$2  $file" | sha256sum -c --status || fallback "checksum mismatch for $(basename "$file")"
+    unzip -q -o "$file" -d "$tmp/x" || fallback "cannot unpack $(basename "$file")"
 done
 stage="$tmp/onednn"
 mkdir -p "$stage/lib"

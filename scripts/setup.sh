@@ -5,7 +5,7 @@
 # on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs="libdnnl-dev libpng-dev libjpeg-dev zlib1g-dev curl unzip ca-certificates"
+pkgs="libdnnl-dev libpng-dev libjpeg-dev zlib1g-dev python3-pip unzip ca-certificates"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
