@@ -44,11 +44,25 @@ public class SDFamilyUNet: Denoiser, @unchecked Sendable {
 
 /// A UNet config decoded from a checkpoint's `config.json`, whose parameters can be planned without
 /// loading anything.
-public protocol UNetConfiguration: Sendable {
-    /// Reads and validates the `config.json` at `url`; errors name its path.
-    static func load(contentsOf url: URL) throws(ModelError) -> Self
+public protocol UNetConfiguration: Decodable, Sendable {
+    /// Throws a config error when the blocks the config describes do not fit together.
+    func validateLayout() throws(ModelError)
     /// The tensors the model expects, by checkpoint key and PyTorch shape.
     func parameterPlan() throws(ModelError) -> ParameterPlan
+}
+
+extension UNetConfiguration {
+    /// Reads and validates the `config.json` at `url`; errors name its path.
+    public static func load(contentsOf url: URL) throws(ModelError) -> Self {
+        try decode(readConfigFile(url), source: url.path)
+    }
+
+    /// Decodes and validates config JSON; `source` names it in errors.
+    public static func decode(_ data: Data, source: String = "config.json") throws(ModelError) -> Self {
+        let config = try decodeConfig(Self.self, from: data, source: source)
+        do { try config.validateLayout() } catch { throw .config("\(source): \(error.description.replacingOccurrences(of: "config: ", with: ""))") }
+        return config
+    }
 }
 
 /// An SD-family UNet built from its config and a weight scope; loading and counting follow.

@@ -72,17 +72,8 @@ public struct UNet2DConditionConfig: Decodable, Sendable, UNetConfiguration {
         crossAttentionNorm = try c.decodeIfPresent(String.self, forKey: .crossAttentionNorm)
     }
 
-    /// Reads and validates the `config.json` at `url`; errors name its path.
-    public static func load(contentsOf url: URL) throws(ModelError) -> UNet2DConditionConfig {
-        try decode(readConfigFile(url), source: url.path)
-    }
-
-    /// Decodes and validates config JSON; `source` names it in errors.
-    public static func decode(_ data: Data, source: String = "config.json") throws(ModelError) -> UNet2DConditionConfig {
-        let config = try decodeConfig(UNet2DConditionConfig.self, from: data, source: source)
-        do { _ = try config.layout() } catch { throw .config("\(source): \(error.description.replacingOccurrences(of: "config: ", with: ""))") }
-        return config
-    }
+    /// Resolves the block layout: the blocks must fit together (`UNetConfiguration.decode` runs it).
+    public func validateLayout() throws(ModelError) { _ = try layout() }
 
     /// One resolved block of the SD UNet.
     struct BlockSpec {

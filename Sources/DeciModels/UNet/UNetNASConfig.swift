@@ -61,17 +61,8 @@ public struct UNetNASConfig: Decodable, Sendable, UNetConfiguration {
         blocks = try decoder.container(keyedBy: CodingKeys.self).decode(UNetNASBlocksConfig.self, forKey: .configurations)
     }
 
-    /// Reads and validates the `config.json` at `url`; errors name its path.
-    public static func load(contentsOf url: URL) throws(ModelError) -> UNetNASConfig {
-        try decode(readConfigFile(url), source: url.path)
-    }
-
-    /// Decodes and validates config JSON; `source` names it in errors.
-    public static func decode(_ data: Data, source: String = "config.json") throws(ModelError) -> UNetNASConfig {
-        let config = try decodeConfig(UNetNASConfig.self, from: data, source: source)
-        do { _ = try config.layout() } catch { throw .config("\(source): \(error.description.replacingOccurrences(of: "config: ", with: ""))") }
-        return config
-    }
+    /// Resolves the block layout: the blocks must fit together (`UNetConfiguration.decode` runs it).
+    public func validateLayout() throws(ModelError) { _ = try layout() }
 
     // MARK: Layout
 
