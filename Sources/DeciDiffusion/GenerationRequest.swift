@@ -30,6 +30,11 @@ public struct GenerationRequest: Sendable {
     /// Inpainting mask, same framing as `initImage`: luma of 128 and above is repainted (white),
     /// below is kept, after resizing to the output size.
     public var mask: RGBImage?
+    /// Decode (and encode) with the VAE in overlapping tiles, with the pipeline's
+    /// ``DiffusionPipeline/defaultVAETiling`` (diffusers' `enable_vae_tiling`): bounded memory for
+    /// large images. A request option rather than pipeline state, so jobs sharing a pipeline choose
+    /// independently.
+    public var vaeTiling: Bool = false
 
     public init(prompt: String, negativePrompt: String? = nil) {
         prompts = [prompt]
@@ -92,6 +97,8 @@ public struct ResolvedRequest: Sendable {
     public var scheduler: String?
     public var initImage: RGBImage?
     public var mask: RGBImage?
+    /// Whether the VAE runs tiled (``GenerationRequest/vaeTiling``).
+    public var vaeTiling: Bool = false
 
     public var mode: GenerationMode {
         mask != nil ? .inpainting : initImage != nil ? .imageToImage : .textToImage
@@ -158,6 +165,7 @@ extension GenerationRequest {
         }
         return ResolvedRequest(prompts: prompts, negativePrompts: negatives, imagesPerPrompt: imagesPerPrompt, width: width,
                                height: height, steps: steps, guidanceScale: scale, guidanceRescale: rescale, seed: seed, eta: eta,
-                               clipSkip: clipSkip, strength: strength, scheduler: scheduler, initImage: initImage, mask: mask)
+                               clipSkip: clipSkip, strength: strength, scheduler: scheduler, initImage: initImage, mask: mask,
+                               vaeTiling: vaeTiling)
     }
 }

@@ -71,7 +71,7 @@ extension DiffusionPipeline {
 
         var imageLatents: [Float]?
         if blending || !strengthIsMax {
-            imageLatents = repeated(encodeImage(pixels, width: req.width, height: req.height, rng: &rng), times: shape.batch)
+            imageLatents = repeated(encodeImage(pixels, width: req.width, height: req.height, req: req, rng: &rng), times: shape.batch)
         }
         let noise = rng.normal(count: shape.count)
         let latents: [Float]
@@ -84,7 +84,7 @@ extension DiffusionPipeline {
 
         let mask = try maskImage.preprocessedMask(width: req.width, height: req.height, scaleFactor: vae.scaleFactor).values
         let masked = maskedImage(pixels, mask: mask)
-        let maskedLatents = encodeImage(masked, width: req.width, height: req.height, rng: &rng)
+        let maskedLatents = encodeImage(masked, width: req.width, height: req.height, req: req, rng: &rng)
         let latentMask = nearestDownsample(mask, width: req.width, height: req.height, factor: vae.scaleFactor)
         let conditioning = InpaintingConditioning(
             mask: repeated(latentMask, times: shape.batch), maskedImageLatents: repeated(maskedLatents, times: shape.batch),

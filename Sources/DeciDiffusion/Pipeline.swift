@@ -62,8 +62,6 @@ public final class DiffusionPipeline: @unchecked Sendable {
     public let vae: AutoencoderKL
     public let schedulerConfig: SchedulerConfig
     public let defaults: PipelineDefaults
-    /// Decode (and encode) in overlapping tiles, as diffusers' `enable_vae_tiling`.
-    public var vaeTiling: VAETiling?
     /// Seconds spent loading.
     public let loadSeconds: Double
 
@@ -244,7 +242,7 @@ public final class DiffusionPipeline: @unchecked Sendable {
             return LatentStart(latents: rng.normal(count: shape.count).map { $0 * sigma })
         case .imageToImage:
             let pixels = try vaeInput(req)
-            let imageLatents = repeated(encodeImage(pixels, width: req.width, height: req.height, rng: &rng), times: shape.batch)
+            let imageLatents = repeated(encodeImage(pixels, width: req.width, height: req.height, req: req, rng: &rng), times: shape.batch)
             let noise = rng.normal(count: shape.count)
             return LatentStart(latents: try scheduler.addNoise(original: imageLatents, noise: noise, timestep: timesteps[0]))
         case .inpainting:
@@ -261,12 +259,12 @@ public final class DiffusionPipeline: @unchecked Sendable {
     /// VAE latents (NCHW order) of one HWC image in [-1, 1] at the request's size: a sample of the
     /// posterior drawn with the pipeline's generator, scaled (diffusers' `retrieve_latents` +
     /// `scaling_factor *`).
-    func encodeImage(_ pixels: [Float], width: Int, height: Int, rng: inout TorchRandomSource) -> [Float] {
+    func encodeImage(_ pixels: [Float], width: Int, height: Int, req: ResolvedRequest, rng: inout TorchRandomSource) -> [Float] {
         let f = vae.scaleFactor
         let x = Tensor(shape: [1, height, width, 3], data: pixels)
         let (c, lh, lw) = (vae.config.latentChannels, height / f, width / f)
         let noise = Tensor.fromNCHW(rng.normal(count: c * lh * lw), n: 1, c: c, h: lh, w: lw)
-        return vae.encodeLatents(x, noise: noise, tiling: vaeTiling).toNCHW()
+        return vae.encodeLatents(x, noise: noise, tiling: tiling(req)).toNCHW()
     }
 
     /// The denoising loop: classifier-free guidance as one batch of `2B` (unconditional first),
@@ -310,11 +308,14 @@ public final class DiffusionPipeline: @unchecked Sendable {
                                  rescale: req.guidanceRescale, elementsPerImage: perImage)
     }
 
+    /// The VAE tiling a request asks for: the checkpoint's default tiles, or none.
+    func tiling(_ req: ResolvedRequest) -> VAETiling? { req.vaeTiling ? defaultVAETiling : nil }
+
     /// VAE decode of the final latents; 8-bit images and the [0, 1] floats they were rounded from.
     func decode(_ latents: [Float], req: ResolvedRequest) throws -> ([RGBImage], [Float]) {
         let shape = latentShape(req)
         let z = Tensor.fromNCHW(latents, n: shape.batch, c: shape.channels, h: shape.height, w: shape.width)
-        let decoded = vae.decodeLatents(z, tiling: vaeTiling)
+        let decoded = vae.decodeLatents(z, tiling: tiling(req))
         let values = decoded.toArray()
         let images = try RGBImage.batch(denormalizing: values, count: shape.batch, width: decoded.shape[2], height: decoded.shape[1])
         // diffusers' postprocess: (x / 2 + 0.5).clamp(0, 1), in float32.

@@ -54,11 +54,10 @@ struct Runner {
     let sampling: SamplingOptions
 
     func run(_ customize: (inout GenerationRequest) -> Void) throws {
-        let seed = sampling.seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
+        let seed = GenerationRequest.resolveSeed(sampling.seed)
         var request = sampling.request(seed: seed)
         customize(&request)
         let pipeline = try model.loadPipeline(quiet: sampling.quiet)
-        if sampling.vaeTiling { pipeline.vaeTiling = pipeline.defaultVAETiling }
         if !sampling.quiet { FileHandle.standardError.write("seed: \(seed)\n") }
         let bar = ProgressBar(enabled: !sampling.quiet)
         let result = try pipeline.generate(request) { p in
@@ -67,44 +66,20 @@ struct Runner {
         }
         bar.finish()
         for w in result.warnings { FileHandle.standardError.write("warning: \(w)\n") }
-        let paths = try outputPaths(count: result.images.count, seed: seed)
-        let req = result.request
-        let modelName = URL(fileURLWithPath: pipeline.layout.root.path).lastPathComponent
-        for (i, image) in result.images.enumerated() {
-            var extra: [GenerationParameters.Field] = []
-            if req.guidanceRescale > 0 { extra.append(.init("Guidance rescale", String(req.guidanceRescale))) }
-            if request.initImage != nil { extra.append(.init("Denoising strength", String(req.strength))) }
-            if req.clipSkip > 0 { extra.append(.init("Clip skip", String(req.clipSkip + 1))) }
-            extra.append(.init("RNG", "CPU"))
-            extra.append(.init("Batch pos", String(i)))
-            let params = GenerationParameters(prompt: req.prompts[0], negativePrompt: req.negativePrompts[0], steps: req.steps,
-                                              sampler: result.sampler, cfgScale: req.guidanceScale, seed: seed, width: image.width,
-                                              height: image.height, model: modelName, extra: extra)
-            try ImageFile.writePNG(image, to: paths[i], parameters: params)
-            print(paths[i])
+        let paths: [String]
+        do {
+            paths = try OutputPaths.resolve(sampling.output, count: result.images.count, seed: seed)
+        } catch {
+            // A usage error, reported with the usage text as before.
+            throw ValidationError(error.description)
         }
+        try result.writePNGs(to: paths, model: pipeline.modelName)
+        for path in paths { print(path) }
         if !sampling.quiet {
             let t = result.timings
             FileHandle.standardError.write(String(format: "text encoder %.2f s, denoising %.2f s (%.2f s/step), VAE decode %.2f s\n",
                                                   t.textEncoder, t.denoising, t.denoising / Double(max(t.steps, 1)), t.vaeDecode))
         }
-    }
-
-    /// `--output` as a file (`x.png`, numbered `x-1.png`... for a batch) or a folder.
-    func outputPaths(count: Int, seed: UInt64) throws -> [String] {
-        let out = sampling.output
-        var isDir: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: out, isDirectory: &isDir)
-        if out.hasSuffix("/") || (exists && isDir.boolValue) {
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            return (0..<count).map { URL(fileURLWithPath: out).appendingPathComponent("\(seed)-\($0).png").path }
-        }
-        guard out.lowercased().hasSuffix(".png") else { throw ValidationError("--output \(out): give a .png file or a folder ending in /") }
-        let parent = URL(fileURLWithPath: out).deletingLastPathComponent().path
-        guard FileManager.default.fileExists(atPath: parent) else { throw ValidationError("--output \(out): folder \(parent) does not exist") }
-        if count == 1 { return [out] }
-        let stem = String(out.dropLast(4))
-        return (1...count).map { "\(stem)-\($0).png" }
     }
 }
 

@@ -110,6 +110,7 @@ struct SamplingOptions: ParsableArguments {
         r.seed = resolvedSeed
         r.eta = eta
         r.clipSkip = clipSkip
+        r.vaeTiling = vaeTiling
         return r
     }
 }
