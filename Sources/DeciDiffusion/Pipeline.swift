@@ -140,9 +140,11 @@ public final class DiffusionPipeline: @unchecked Sendable {
     }
 
     /// Runs a request; `progress` is called after every step and stops the run (throwing
-    /// ``GenerationCancelled``) by returning false.
-    public func generate(_ request: GenerationRequest, progress: ((StepProgress) -> Bool)? = nil) throws -> GenerationResult {
-        let req = try resolve(request)
+    /// ``GenerationCancelled``) by returning false. With `limits`, a request over them is refused
+    /// before any work (``resolve(_:limits:)``).
+    public func generate(_ request: GenerationRequest, limits: GenerationLimits? = nil,
+                         progress: ((StepProgress) -> Bool)? = nil) throws -> GenerationResult {
+        let req = try limits.map { try resolve(request, limits: $0) } ?? resolve(request)
         var scheduler = try makeScheduler(for: req)
         var timings = GenerationResult.Timings()
         var warnings: [String] = []
