@@ -43,3 +43,9 @@ void dd_wino_output(const float *buf, float *y, const float *bias, const float *
 // Winograd F(4x4, 3x3) weights [36][cin][cout] from 3x3 filters in hwio layout with ldg output
 // channels per row (cout, a multiple of 16, of them used: a block of a wider layer).
 void dd_wino_weights(const float *hwio, long ldg, float *u, long cin, long cout);
+
+// ---- failure injection (fault.c) ---------------------------------------------------------------
+/// 1 (with err set) when dd_testing_fail_kernel_after says this kernel call fails.
+int dd_testing_kernel_fails(char *err, int errlen);
+/// 1 when dd_testing_fail_alloc_over refuses an allocation of `bytes`.
+int dd_testing_alloc_fails(size_t bytes);

@@ -105,6 +105,7 @@ void *dd_alloc_large(size_t bytes) {
 }
 
 void *dd_alloc(size_t bytes) {
+    if (dd_testing_alloc_fails(bytes)) return NULL;
     size_t rb = round_bytes(bytes ? bytes : 1);
     pthread_mutex_lock(&g_pool_lock);
     for (int i = g_pool_n - 1; i >= 0; i--) {

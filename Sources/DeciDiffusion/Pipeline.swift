@@ -145,18 +145,39 @@ public final class DiffusionPipeline: @unchecked Sendable {
     public func generate(_ request: GenerationRequest, limits: GenerationLimits? = nil,
                          progress: ((StepProgress) -> Bool)? = nil) throws -> GenerationResult {
         let req = try limits.map { try resolve(request, limits: $0) } ?? resolve(request)
+        // A fault left on this thread by work outside the pipeline belongs to that work.
+        _ = Backend.takeFault()
+        do {
+            return try run(req, sampler: request.scheduler, progress: progress)
+        } catch {
+            // A pending fault is the root cause of whatever failed after it; taking it also leaves
+            // the thread clean for the next job, and the failed job's buffers go back (after
+            // running out of memory, the next job needs them most).
+            let fault = Backend.takeFault()
+            Backend.trimMemory()
+            if let fault { throw fault }
+            throw error
+        }
+    }
+
+    /// The stages of ``generate(_:limits:progress:)`` for a resolved request; the backend is
+    /// checked for a fault after every stage that runs a model.
+    func run(_ req: ResolvedRequest, sampler: String?, progress: ((StepProgress) -> Bool)?) throws -> GenerationResult {
         var scheduler = try makeScheduler(for: req)
         var timings = GenerationResult.Timings()
         var warnings: [String] = []
         let context = try timed(&timings.textEncoder) {
             let (states, notes) = try textStates(for: req)
+            try Backend.checkFault()
             warnings += notes
             return states
         }
         let timesteps = try prepareTimesteps(req, scheduler: &scheduler)
         var rng = TorchRandomSource(seed: req.seed)
         let start = try timed(&timings.vaeEncode) {
-            try prepareLatents(req, timesteps: timesteps, scheduler: scheduler, rng: &rng)
+            let start = try prepareLatents(req, timesteps: timesteps, scheduler: scheduler, rng: &rng)
+            try Backend.checkFault()
+            return start
         }
         var stepsDone = 0
         let latents = try timed(&timings.denoising) {
@@ -169,7 +190,7 @@ public final class DiffusionPipeline: @unchecked Sendable {
         Backend.trimMemory()
         let (images, pixels) = try timed(&timings.vaeDecode) { try decode(latents, req: req) }
         Backend.trimMemory()
-        return GenerationResult(images: images, pixels: pixels, request: req, sampler: request.scheduler ?? scheduler.className,
+        return GenerationResult(images: images, pixels: pixels, request: req, sampler: sampler ?? scheduler.className,
                                 warnings: warnings, timings: timings)
     }
 
@@ -286,7 +307,9 @@ public final class DiffusionPipeline: @unchecked Sendable {
                 channels = denoiser.inChannels
             }
             let x = Tensor.fromNCHW(input, n: copies * shape.batch, c: channels, h: shape.height, w: shape.width)
-            let prediction = denoiser(x, timesteps: [t], context: context).toNCHW()
+            let output = denoiser(x, timesteps: [t], context: context)
+            try Backend.checkFault()
+            let prediction = output.toNCHW()
             let guided = try guide(prediction, req: req, perImage: shape.perImage)
             latents = try scheduler.step(modelOutput: guided, timestep: t, sample: latents, noise: &rng).prevSample
             if let inpainting = start.inpainting, !inpainting.concatenatesChannels {
@@ -318,6 +341,7 @@ public final class DiffusionPipeline: @unchecked Sendable {
         let shape = latentShape(req)
         let z = Tensor.fromNCHW(latents, n: shape.batch, c: shape.channels, h: shape.height, w: shape.width)
         let decoded = vae.decodeLatents(z, tiling: tiling(req))
+        try Backend.checkFault()
         let values = decoded.toArray()
         let images = try RGBImage.batch(denormalizing: values, count: shape.batch, width: decoded.shape[2], height: decoded.shape[1])
         // diffusers' postprocess: (x / 2 + 0.5).clamp(0, 1), in float32.

@@ -22,20 +22,37 @@ public enum StagingBuffer {
     }
     private static let cache = Cache()
 
-    /// Runs `body` with room for `count` floats (contents undefined).
-    public static func withFloats<R, E: Error>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws(E) -> R) throws(E) -> R {
+    /// Why `withFloats` could not return `body`'s result.
+    public enum Failure<E: Error>: Error {
+        /// No memory for the buffer, even after trimming the buffer pool.
+        case outOfMemory(bytes: Int)
+        case body(E)
+    }
+
+    /// Runs `body` with room for `count` floats (contents undefined). The buffer is allocated once
+    /// more after trimming the buffer pool before giving up, so loading reports running out of
+    /// memory as an error instead of stopping the process.
+    public static func withFloats<R, E: Error>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws(E) -> R) throws(Failure<E>) -> R {
         let need = max(count, 1)
         cache.lock.lock()
-        var buffer = cache.buffer, capacity = cache.capacity
+        var cached = cache.buffer, capacity = cache.capacity
         cache.buffer = nil
         cache.capacity = 0
         cache.lock.unlock()
         if capacity < need {
-            free(buffer)
-            guard let raw = dd_alloc_large(need * 4) else { fatalError("out of memory allocating \(need * 4) bytes of staging memory") }
-            buffer = raw.bindMemory(to: Float.self, capacity: need)
-            capacity = need
+            free(cached)
+            (cached, capacity) = (nil, 0)
+            var raw = dd_alloc_large(need * 4)
+            if raw == nil {
+                dd_pool_trim()
+                raw = dd_alloc_large(need * 4)
+            }
+            if let raw {
+                cached = raw.bindMemory(to: Float.self, capacity: need)
+                capacity = need
+            }
         }
+        guard let buffer = cached else { throw .outOfMemory(bytes: need * 4) }
         defer {
             cache.lock.lock()
             if cache.capacity < capacity {
@@ -47,7 +64,7 @@ public enum StagingBuffer {
             }
             cache.lock.unlock()
         }
-        return try body(buffer!)
+        do throws(E) { return try body(buffer) } catch { throw .body(error) }
     }
 
     /// Returns the staging memory (call after loading).

@@ -30,3 +30,37 @@ public enum KernelOverrides {
         return try body()
     }
 }
+
+/// Failure injection for tests of the sticky fault (`BackendFault.swift`): a long-running process
+/// must survive a kernel or allocation failure. Per thread, like the overrides above; each restores
+/// normal operation afterwards, also when `body` throws.
+extension KernelOverrides {
+    /// Runs `body` with the kernel call (attention, convolution or linear) after the next
+    /// `succeeding` ones on this thread failing once, as a oneDNN error would.
+    public static func withKernelFailure<R>(after succeeding: Int, _ body: () throws -> R) rethrows -> R {
+        dd_testing_fail_kernel_after(succeeding)
+        defer { dd_testing_fail_kernel_after(-1) }
+        return try body()
+    }
+
+    /// Runs `body` with every pooled allocation over `bytes` on this thread failing (the retry
+    /// after trimming the pool too), as running out of memory would.
+    public static func withAllocationFailure<R>(over bytes: Int, _ body: () throws -> R) rethrows -> R {
+        dd_testing_fail_alloc_over(bytes)
+        defer { dd_testing_fail_alloc_over(0) }
+        return try body()
+    }
+}
+
+extension KernelOverrides {
+    /// Arms a one-shot kernel failure after the next `succeeding` kernel calls on this thread,
+    /// without a scope: for a test that arms it from inside a running generation (a progress
+    /// callback). `clearFailureInjection()` disarms it.
+    public static func armKernelFailure(after succeeding: Int) { dd_testing_fail_kernel_after(succeeding) }
+
+    /// Disarms every failure injection on this thread.
+    public static func clearFailureInjection() {
+        dd_testing_fail_kernel_after(-1)
+        dd_testing_fail_alloc_over(0)
+    }
+}

@@ -43,15 +43,23 @@ extension Linear {
 private func withStagedWeights<L, E: Error>(parts: [Int], bias: [Float]?,
                                             fill: (Int, UnsafeMutableBufferPointer<Float>) throws(E) -> Void,
                                             build: (UnsafePointer<Float>, UnsafePointer<Float>?) throws(KernelError) -> L) throws(StagedLayerError<E>) -> L {
-    try StagingBuffer.withFloats(parts.reduce(0, +)) { (buffer) throws(StagedLayerError<E>) -> L in
-        var offset = 0
-        for (i, count) in parts.enumerated() {
-            do throws(E) { try fill(i, UnsafeMutableBufferPointer(start: buffer + offset, count: count)) } catch { throw .fill(error) }
-            offset += count
+    do throws(StagingBuffer.Failure<StagedLayerError<E>>) {
+        return try StagingBuffer.withFloats(parts.reduce(0, +)) { (buffer) throws(StagedLayerError<E>) -> L in
+            var offset = 0
+            for (i, count) in parts.enumerated() {
+                do throws(E) { try fill(i, UnsafeMutableBufferPointer(start: buffer + offset, count: count)) } catch { throw .fill(error) }
+                offset += count
+            }
+            do throws(KernelError) {
+                guard let bias else { return try build(UnsafePointer(buffer), nil) }
+                return try bias.withUnsafeBufferPointer { (b) throws(KernelError) -> L in try build(UnsafePointer(buffer), b.baseAddress) }
+            } catch { throw .kernel(error) }
         }
-        do throws(KernelError) {
-            guard let bias else { return try build(UnsafePointer(buffer), nil) }
-            return try bias.withUnsafeBufferPointer { (b) throws(KernelError) -> L in try build(UnsafePointer(buffer), b.baseAddress) }
-        } catch { throw .kernel(error) }
+    } catch {
+        switch error {
+        case .outOfMemory(let bytes):
+            throw .kernel(KernelError("out of memory allocating \(bytes) bytes of staging memory for a layer's weights"))
+        case .body(let inner): throw inner
+        }
     }
 }

@@ -10,6 +10,7 @@ extension Ops {
         let e = min(a.shape[1], b.shape[1], extent)
         let (n, ah, bh, w, c) = (b.shape[0], a.shape[1], b.shape[1], b.shape[2], b.shape[3])
         precondition(a.shape[0] == n && a.shape[2] == w && a.shape[3] == c, "blend: tiles \(a.shape) and \(b.shape) do not line up")
+        if Fault.skips("blendVertical", a, b) { return }
         let rowLen = w * c
         for y in 0..<e {
             let (wa, wb) = blendWeights(y, e)
@@ -28,6 +29,7 @@ extension Ops {
         let e = min(a.shape[2], b.shape[2], extent)
         let (n, h, aw, bw, c) = (b.shape[0], b.shape[1], a.shape[2], b.shape[2], b.shape[3])
         precondition(a.shape[0] == n && a.shape[1] == h && a.shape[3] == c, "blend: tiles \(a.shape) and \(b.shape) do not line up")
+        if Fault.skips("blendHorizontal", a, b) { return }
         for x in 0..<e {
             let (wa, wb) = blendWeights(x, e)
             for r in 0..<(n * h) {

@@ -14,6 +14,7 @@ public enum Ops {
         let nq = q.rows / batch, nk = k.rows / batch, d = c / heads
         precondition(!causal || nq == nk, "causal attention needs as many queries as keys, got \(nq) and \(nk)")
         let out = Tensor(shape: [batch, nq, c])
+        if Fault.skips("attention \(nq)x\(nk)", q.base, k.base, v.base, out) { return out }
         let s = scale ?? 1 / Float(d).squareRoot()
         let (rc, msg) = OpProfile.measure("attention \(nq)x\(nk)") {
             withErrorBuffer { err, len in
@@ -21,13 +22,14 @@ public enum Ops {
                          out.pointer, c, s, causal ? 1 : 0, precision.kernelType, err, len)
             }
         }
-        precondition(rc == 0, msg)
+        Fault.check(rc, op: "attention \(nq)x\(nk)", msg)
         return out
     }
 
     public static func add(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.count == b.count, "add: \(a.shape) + \(b.shape)")
         let out = Tensor(shape: a.shape)
+        if Fault.skips("add", a, b, out) { return out }
         dd_add(a.pointer, b.pointer, out.pointer, a.count, 0)
         return out
     }
@@ -35,6 +37,7 @@ public enum Ops {
     /// `a += b` in place (same element count).
     public static func addInPlace(_ a: Tensor, _ b: Tensor) {
         precondition(a.count == b.count, "add: \(a.shape) + \(b.shape)")
+        if Fault.skips("addInPlace", a, b) { return }
         dd_add(a.pointer, b.pointer, a.pointer, a.count, 0)
     }
 
@@ -42,12 +45,14 @@ public enum Ops {
     public static func addChannelBias(_ a: Tensor, _ bias: [Float]) -> Tensor {
         precondition(bias.count == a.channels, "bias of \(bias.count) for \(a.shape)")
         let out = Tensor(shape: a.shape)
+        if Fault.skips("addChannelBias", a, out) { return out }
         bias.withUnsafeBufferPointer { dd_add(a.pointer, $0.baseAddress, out.pointer, a.count, a.channels) }
         return out
     }
 
     public static func activation(_ x: Tensor, _ act: Activation) -> Tensor {
         let out = x.copy()
+        if Fault.skips("activation", out) { return out }
         dd_activation_inplace(out.pointer, out.count, act.kernel)
         return out
     }
@@ -61,6 +66,7 @@ public enum Ops {
         precondition(x.channels % 2 == 0, "geglu needs an even last axis, got \(x.shape)")
         let f = x.channels / 2
         let out = Tensor(shape: Array(x.shape.dropLast()) + [f])
+        if Fault.skips("geglu", x, out) { return out }
         OpProfile.measure("geglu") { dd_geglu(x.pointer, out.pointer, x.rows, f) }
         return out
     }
@@ -68,6 +74,7 @@ public enum Ops {
     /// Row-wise softmax of `scale * x` over the last axis.
     public static func softmax(_ x: Tensor, scale: Float = 1) -> Tensor {
         let out = Tensor(shape: x.shape)
+        if Fault.skips("softmax", x, out) { return out }
         dd_softmax(x.pointer, out.pointer, x.rows, x.channels, scale)
         return out
     }
@@ -77,6 +84,7 @@ public enum Ops {
         precondition(x.rank == 4, "upsample needs NHWC, got \(x.shape)")
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let out = Tensor(shape: [n, 2 * h, 2 * w, c])
+        if Fault.skips("upsample", x, out) { return out }
         OpProfile.measure("upsample") { dd_upsample_nearest2x(x.pointer, out.pointer, n, h, w, c) }
         return out
     }
@@ -85,6 +93,7 @@ public enum Ops {
     public static func concatChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.rows == b.rows && Array(a.shape.dropLast()) == Array(b.shape.dropLast()), "concat: \(a.shape) with \(b.shape)")
         let out = Tensor(shape: Array(a.shape.dropLast()) + [a.channels + b.channels])
+        if Fault.skips("concat", a, b, out) { return out }
         OpProfile.measure("concat") { dd_concat_channels(a.pointer, a.channels, b.pointer, b.channels, out.pointer, a.rows) }
         return out
     }
@@ -93,6 +102,7 @@ public enum Ops {
     public static func roundToBF16(_ x: Tensor) -> Tensor {
         var bits = [UInt16](repeating: 0, count: x.count)
         let out = Tensor(shape: x.shape)
+        if Fault.skips("roundToBF16", x, out) { return out }
         bits.withUnsafeMutableBufferPointer { b in
             dd_f32_to_bf16(x.pointer, b.baseAddress, x.count)
             dd_bf16_to_f32(b.baseAddress, out.pointer, x.count)

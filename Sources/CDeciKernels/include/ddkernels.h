@@ -51,6 +51,16 @@ void *dd_alloc_large(size_t bytes);
 void dd_pool_trim(void);
 size_t dd_pool_cached_bytes(void);
 
+// ---- sticky fault (fault.c) ---------------------------------------------------------------------
+/// 1 while the calling thread has an untaken fault (its ops then skip their work).
+int dd_fault_active(void);
+/// Records a fault on the calling thread unless one is already recorded (the first one wins);
+/// returns 1 when this one was recorded.
+int dd_fault_raise(const char *op, const char *message);
+/// Copies the calling thread's fault into the buffers and clears it; 0 (buffers untouched) when
+/// there is none.
+int dd_fault_take(char *op, int op_len, char *message, int message_len);
+
 typedef void (*dd_range_fn)(void *ctx, long begin, long end);
 /// Splits [0, n) into contiguous ranges over the shared thread pool; serial when n < grain.
 void dd_parallel_for(long n, long grain, dd_range_fn fn, void *ctx);

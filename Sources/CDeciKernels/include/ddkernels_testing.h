@@ -3,6 +3,8 @@
 // results; 0 restores the automatic choice. Sections name the file that defines them.
 #pragma once
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -20,6 +22,14 @@ void dd_set_winograd_forced(int forced);
 // ---- attention (attention.c) -------------------------------------------------------------------
 /// Forces the query-tile height (0 = automatic: at most 1024 rows and 64 MB of scores).
 void dd_set_attention_tile(long rows);
+
+// ---- failure injection (fault.c) ---------------------------------------------------------------
+/// Makes the kernel call after the next `n` on this thread (attention, convolution, linear) fail
+/// once, as oneDNN failing would; -1 disarms it.
+void dd_testing_fail_kernel_after(long n);
+/// Makes every pooled allocation (dd_alloc) over `bytes` on this thread fail, retries included,
+/// until reset with 0.
+void dd_testing_fail_alloc_over(size_t bytes);
 
 #ifdef __cplusplus
 }
