@@ -19,12 +19,31 @@ public struct StepProgress: Sendable {
     public var timestep: Float
     /// Seconds since the denoising loop started.
     public var elapsed: Double
+    /// The step's clean-latent estimate, for ``LatentPreview/rgb(_:upscaledTo:)`` or
+    /// ``DiffusionPipeline/decodePreview(_:vaeTiling:)``; free unless read.
+    public let preview: LatentPreviewSource
+
+    public init(step: Int, totalSteps: Int, timestep: Float, elapsed: Double, preview: LatentPreviewSource) {
+        (self.step, self.totalSteps, self.timestep, self.elapsed, self.preview) = (step, totalSteps, timestep, elapsed, preview)
+    }
 }
 
 /// The user stopped a generation from the progress callback.
 public struct GenerationCancelled: Error, CustomStringConvertible {
     /// Steps finished before stopping.
     public var completedSteps: Int
+    /// The images of the clean-latent estimate at the stop (A1111's interrupt hands back the
+    /// current image), when ``DiffusionPipeline/generate(_:limits:partialOnCancel:progress:)`` was
+    /// asked for them; nil otherwise.
+    public var partial: GenerationResult?
+    /// The estimate `partial` is decoded from.
+    var estimate: LatentPreviewSource?
+
+    public init(completedSteps: Int, partial: GenerationResult? = nil) {
+        self.completedSteps = completedSteps
+        self.partial = partial
+    }
+
     public var description: String { "generation cancelled after \(completedSteps) step(s)" }
 }
 
@@ -140,15 +159,16 @@ public final class DiffusionPipeline: @unchecked Sendable {
     }
 
     /// Runs a request; `progress` is called after every step and stops the run (throwing
-    /// ``GenerationCancelled``) by returning false. With `limits`, a request over them is refused
-    /// before any work (``resolve(_:limits:)``).
-    public func generate(_ request: GenerationRequest, limits: GenerationLimits? = nil,
+    /// ``GenerationCancelled``) by returning false; with `partialOnCancel` the error carries the
+    /// VAE decode of the estimate at that step in ``GenerationCancelled/partial``. With `limits`, a
+    /// request over them is refused before any work (``resolve(_:limits:)``).
+    public func generate(_ request: GenerationRequest, limits: GenerationLimits? = nil, partialOnCancel: Bool = false,
                          progress: ((StepProgress) -> Bool)? = nil) throws -> GenerationResult {
         let req = try limits.map { try resolve(request, limits: $0) } ?? resolve(request)
         // A fault left on this thread by work outside the pipeline belongs to that work.
         _ = Backend.takeFault()
         do {
-            return try run(req, sampler: request.scheduler, progress: progress)
+            return try run(req, sampler: request.scheduler, partialOnCancel: partialOnCancel, progress: progress)
         } catch {
             // A pending fault is the root cause of whatever failed after it; taking it also leaves
             // the thread clean for the next job, and the failed job's buffers go back (after
@@ -160,9 +180,9 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
     }
 
-    /// The stages of ``generate(_:limits:progress:)`` for a resolved request; the backend is
-    /// checked for a fault after every stage that runs a model.
-    func run(_ req: ResolvedRequest, sampler: String?, progress: ((StepProgress) -> Bool)?) throws -> GenerationResult {
+    /// The stages of ``generate(_:limits:partialOnCancel:progress:)`` for a resolved request; the
+    /// backend is checked for a fault after every stage that runs a model.
+    func run(_ req: ResolvedRequest, sampler: String?, partialOnCancel: Bool, progress: ((StepProgress) -> Bool)?) throws -> GenerationResult {
         var scheduler = try makeScheduler(for: req)
         var timings = GenerationResult.Timings()
         var warnings: [String] = []
@@ -180,9 +200,21 @@ public final class DiffusionPipeline: @unchecked Sendable {
             return start
         }
         var stepsDone = 0
-        let latents = try timed(&timings.denoising) {
-            try denoise(start, context: context, timesteps: timesteps, req: req, scheduler: &scheduler, rng: &rng,
-                        progress: progress, steps: &stepsDone)
+        let latents: [Float]
+        do {
+            latents = try timed(&timings.denoising) {
+                try denoise(start, context: context, timesteps: timesteps, req: req, scheduler: &scheduler, rng: &rng,
+                            progress: progress, steps: &stepsDone)
+            }
+        } catch var cancelled as GenerationCancelled {
+            if partialOnCancel, let estimate = cancelled.estimate {
+                timings.steps = stepsDone
+                Backend.trimMemory()
+                let (images, pixels) = try timed(&timings.vaeDecode) { try decode(estimate.latents, req: req) }
+                cancelled.partial = GenerationResult(images: images, pixels: pixels, request: req, sampler: sampler ?? scheduler.className,
+                                                     warnings: warnings, timings: timings)
+            }
+            throw cancelled
         }
         timings.steps = stepsDone
         // The denoiser's cached activation buffers are the wrong sizes for the VAE: hand them back
@@ -307,19 +339,27 @@ public final class DiffusionPipeline: @unchecked Sendable {
                 channels = denoiser.inChannels
             }
             let x = Tensor.fromNCHW(input, n: copies * shape.batch, c: channels, h: shape.height, w: shape.width)
-            let output = denoiser(x, timesteps: [t], context: context)
+            let predicted = denoiser(x, timesteps: [t], context: context)
             try Backend.checkFault()
-            let prediction = output.toNCHW()
+            let prediction = predicted.toNCHW()
             let guided = try guide(prediction, req: req, perImage: shape.perImage)
-            latents = try scheduler.step(modelOutput: guided, timestep: t, sample: latents, noise: &rng).prevSample
+            let sample = latents
+            let output = try scheduler.step(modelOutput: guided, timestep: t, sample: sample, noise: &rng)
+            latents = output.prevSample
             if let inpainting = start.inpainting, !inpainting.concatenatesChannels {
                 latents = try inpainting.blend(latents, nextTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : nil,
                                                scheduler: scheduler)
             }
             steps = i + 1
-            if let progress, !progress(StepProgress(step: i + 1, totalSteps: timesteps.count, timestep: t,
-                                                    elapsed: Date().timeIntervalSince(t0))) {
-                throw GenerationCancelled(completedSteps: i + 1)
+            if let progress {
+                let preview = previewSource(output, guided: guided, sample: sample, latents: latents, timestep: t,
+                                            scheduler: scheduler, shape: shape)
+                if !progress(StepProgress(step: i + 1, totalSteps: timesteps.count, timestep: t,
+                                          elapsed: Date().timeIntervalSince(t0), preview: preview)) {
+                    var cancelled = GenerationCancelled(completedSteps: i + 1)
+                    cancelled.estimate = preview
+                    throw cancelled
+                }
             }
         }
         return latents
@@ -339,11 +379,20 @@ public final class DiffusionPipeline: @unchecked Sendable {
     /// VAE decode of the final latents; 8-bit images and the [0, 1] floats they were rounded from.
     func decode(_ latents: [Float], req: ResolvedRequest) throws -> ([RGBImage], [Float]) {
         let shape = latentShape(req)
-        let z = Tensor.fromNCHW(latents, n: shape.batch, c: shape.channels, h: shape.height, w: shape.width)
-        let decoded = vae.decodeLatents(z, tiling: tiling(req))
+        return try decode(latents, batch: shape.batch, height: shape.height, width: shape.width, tiling: tiling(req))
+    }
+
+    /// VAE decode of NCHW latents `[batch, latentChannels, height, width]` in the denoiser's scaled space.
+    func decode(_ latents: [Float], batch: Int, height: Int, width: Int, tiling: VAETiling?) throws -> ([RGBImage], [Float]) {
+        let channels = vae.config.latentChannels
+        guard batch > 0, height > 0, width > 0, latents.count == batch * channels * height * width else {
+            throw RequestError("latents: \(latents.count) values do not make \(batch) x \(channels) x \(height) x \(width)")
+        }
+        let z = Tensor.fromNCHW(latents, n: batch, c: channels, h: height, w: width)
+        let decoded = vae.decodeLatents(z, tiling: tiling)
         try Backend.checkFault()
         let values = decoded.toArray()
-        let images = try RGBImage.batch(denormalizing: values, count: shape.batch, width: decoded.shape[2], height: decoded.shape[1])
+        let images = try RGBImage.batch(denormalizing: values, count: batch, width: decoded.shape[2], height: decoded.shape[1])
         // diffusers' postprocess: (x / 2 + 0.5).clamp(0, 1), in float32.
         let pixels = values.map { v -> Float in v.isNaN ? v : min(max(v / 2 + 0.5, 0), 1) }
         return (images, pixels)

@@ -20,3 +20,19 @@ public struct ScheduleSettings: Sendable, Equatable {
         stepsOffset = config.stepsOffset ?? 0
     }
 }
+
+extension ScheduleSettings {
+    /// The clean-sample (x0) estimate of a variance-preserving `sample` at `timestep` from the
+    /// model's (guided) output, with alpha and sigma of the training timestep nearest `timestep`:
+    /// for schedulers whose step does not report one (PNDM, UniPC, DPM-Solver's non-"++"
+    /// variants), e.g. for previews. Where alpha is 0 (the zero-SNR end of the schedule) an epsilon
+    /// model's estimate is undefined and the sample itself is returned.
+    public func predictedOriginalSample(modelOutput: [Float], sample: [Float], timestep: Float) -> [Float] {
+        let bars = schedule.alphasCumprod
+        guard !bars.isEmpty, modelOutput.count == sample.count, timestep.isFinite else { return sample }
+        let t = min(max(Int(timestep.rounded()), 0), bars.count - 1)
+        let alpha = bars[t].squareRoot(), sigma = (1 - bars[t]).squareRoot()
+        if predictionType == .epsilon && alpha < 1e-6 { return sample }
+        return Parameterization.x0(predictionType, output: modelOutput, sample: sample, alpha: alpha, sigma: sigma)
+    }
+}
