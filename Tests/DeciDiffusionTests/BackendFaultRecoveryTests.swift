@@ -10,7 +10,7 @@ import TestSupport
 /// compares against reference images made on the same pipeline.
 @Suite("Backend fault recovery", .serialized)
 struct BackendFaultRecoveryTests {
-    static let demoFolder = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Models/demo")
+    static let demoFolder = PipelineFixtures.demoFolder
 
     static func request(size: Int = 64, steps: Int = 4, seed: UInt64 = 3) -> GenerationRequest {
         var r = GenerationRequest(prompt: "a red circle on a blue background")

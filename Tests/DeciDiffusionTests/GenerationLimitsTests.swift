@@ -7,7 +7,7 @@ import TestSupport
 /// demo model.
 @Suite("Generation limits and memory estimate")
 struct GenerationLimitsTests {
-    static let demoFolder = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Models/demo")
+    static let demoFolder = PipelineFixtures.demoFolder
 
     @Test("An image over the pixel limit is refused before any work, naming its size")
     func pixelLimit() throws {

@@ -8,7 +8,7 @@ import TestSupport
 /// wrote before it moved there: same `parameters` text, same PNG bytes, same file names.
 @Suite("Image output")
 struct ImageOutputTests {
-    static let demoFolder = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Models/demo")
+    static let demoFolder = PipelineFixtures.demoFolder
 
     /// The old `Runner.run` parameter construction, copied verbatim (with `seed`, `request` and
     /// `modelName` as it had them): the oracle the library must keep matching.

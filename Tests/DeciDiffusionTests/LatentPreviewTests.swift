@@ -9,7 +9,7 @@ import TestSupport
 /// (PreviewDecoding.swift) on the demo model.
 @Suite("Latent previews")
 struct LatentPreviewTests {
-    static let demoFolder = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Models/demo")
+    static let demoFolder = PipelineFixtures.demoFolder
 
     /// Two latent pixels (1 x 4 x 1 x 2, NCHW): pixel 0 is [1, 0, 0, 0], pixel 1 [0.5, -1, 2, 1].
     static let twoPixels = LatentPreviewSource(latents: [1, 0.5, 0, -1, 0, 2, 0, 1], batch: 1, channels: 4, height: 1, width: 2)

@@ -39,6 +39,8 @@ struct FixtureError: Error, CustomStringConvertible {
 enum PipelineFixtures {
     static let root = FixturePaths.url("pipelines")
     static let tokenizerFiles = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Resources/clip-tokenizer")
+    /// The bundled demo model (Models/demo), which the output, limit, fault and preview tests run.
+    static let demoFolder = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Models/demo")
 
     /// Builds a fresh copy of checkpoint `name` (deci, sd, sd_inpaint) in a temporary folder and
     /// returns its path; the caller may edit it.
