@@ -131,7 +131,7 @@ public final class DiffusionPipeline: @unchecked Sendable {
     public var isInpaintingModel: Bool { denoiser.inChannels == 2 * vae.config.latentChannels + 1 }
 
     /// Fills in the model's defaults and checks the request against the model (the first stage of
-    /// ``generate(_:progress:)``, exposed so callers can show the resolved settings up front).
+    /// ``generate(_:limits:partialOnCancel:progress:)``, exposed so callers can show the resolved settings up front).
     public func resolve(_ request: GenerationRequest) throws -> ResolvedRequest {
         let req = try request.resolved(defaults: defaults, sizeMultiple: imageSizeMultiple,
                                        maxTextEncoderSkip: textEncoder.config.numHiddenLayers - 1)
