@@ -26,53 +26,56 @@ struct BackendFaultRecoveryTests {
         try DiffusionPipeline(folder: demoFolder).generate(request)
     }
 
-    @Test("A kernel failure mid-denoise throws a BackendFault naming the op; the next run equals a fresh pipeline's")
-    func kernelFailureMidDenoise() throws {
+    /// Runs `failing` (a generation with a failure injected; `progress` counts its steps) on a
+    /// pipeline, hands the BackendFault it must throw and the steps done to `check`, then checks the
+    /// same pipeline's next run equals a fresh pipeline's bit for bit.
+    func expectRecovery(_ what: String,
+                        failing: (DiffusionPipeline, GenerationRequest, _ progress: @escaping (StepProgress) -> Bool) throws -> GenerationResult,
+                        check: (BackendFault, _ steps: Int) -> Void) throws {
         defer { KernelOverrides.clearFailureInjection() }
         let request = Self.request()
         let expected = try Self.reference(request)
         let pipeline = try DiffusionPipeline(folder: Self.demoFolder)
-        var stepsSeen = 0
+        final class Steps: @unchecked Sendable { var seen = 0 }
+        let steps = Steps()
         do {
-            _ = try pipeline.generate(request) { p in
-                stepsSeen = p.step
+            _ = try failing(pipeline, request) { p in steps.seen = p.step; return true }
+            Issue.record("generate succeeded despite the injected \(what)")
+        } catch let fault as BackendFault {
+            check(fault, steps.seen)
+        }
+        #expect(!Backend.hasPendingFault)
+        let again = try pipeline.generate(request)
+        #expect(again.images == expected.images, "the run after the \(what) differs from a fresh pipeline's")
+        #expect(again.pixels == expected.pixels)
+    }
+
+    @Test("A kernel failure mid-denoise throws a BackendFault naming the op; the next run equals a fresh pipeline's")
+    func kernelFailureMidDenoise() throws {
+        try expectRecovery("kernel failure", failing: { pipeline, request, progress in
+            try pipeline.generate(request) { p in
                 // Arm during step 2's callback: the failure hits a few kernels into step 3.
                 if p.step == 2 { KernelOverrides.armKernelFailure(after: 3) }
-                return true
+                return progress(p)
             }
-            Issue.record("generate succeeded despite the injected kernel failure")
-        } catch let fault as BackendFault {
+        }, check: { fault, steps in
             #expect(["conv", "linear", "attention", "upsample+conv"].contains { fault.op.hasPrefix($0) }, "op: \(fault.op)")
             #expect(fault.message.contains("injected kernel failure"), "\(fault)")
             #expect(fault.description.contains(fault.op))
-        }
-        #expect(stepsSeen == 2, "the run went on to step \(stepsSeen) after the fault")
-        #expect(!Backend.hasPendingFault)
-        let again = try pipeline.generate(request)
-        #expect(again.images == expected.images, "the run after the fault differs from a fresh pipeline's")
-        #expect(again.pixels == expected.pixels)
+            #expect(steps == 2, "the run went on to step \(steps) after the fault")
+        })
     }
 
     @Test("An allocation failure in the VAE decoder throws a BackendFault; the next run equals a fresh pipeline's")
     func allocationFailure() throws {
-        defer { KernelOverrides.clearFailureInjection() }
-        let request = Self.request()
-        let expected = try Self.reference(request)
-        let pipeline = try DiffusionPipeline(folder: Self.demoFolder)
         // The demo decoder's 32-channel 64x64 maps are 512 KiB; nothing before the decoder comes near.
-        var stepsSeen = 0
-        do {
-            _ = try KernelOverrides.withAllocationFailure(over: 400 << 10) {
-                try pipeline.generate(request) { p in stepsSeen = p.step; return true }
-            }
-            Issue.record("generate succeeded despite the injected allocation failure")
-        } catch let fault as BackendFault {
+        try expectRecovery("allocation failure", failing: { pipeline, request, progress in
+            try KernelOverrides.withAllocationFailure(over: 400 << 10) { try pipeline.generate(request, progress: progress) }
+        }, check: { fault, steps in
             #expect(fault.op == "allocate", "\(fault)")
             #expect(fault.message.hasPrefix("out of memory allocating 524288 bytes for a tensor of shape [1, 64, 64, 32]"), "\(fault)")
-        }
-        #expect(stepsSeen == 4, "the failure should come after denoising, in the decoder")
-        let again = try pipeline.generate(request)
-        #expect(again.images == expected.images, "the run after the allocation failure differs from a fresh pipeline's")
+            #expect(steps == 4, "the failure should come after denoising, in the decoder")
+        })
     }
 
     @Test("Two different-size jobs back to back on one pipeline each equal a fresh pipeline's output")
