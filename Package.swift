@@ -31,6 +31,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // `swift package generate-documentation` (DocC); a command plugin, so builds never run it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // The HTTP server (`decidiffusion serve`): Hummingbird 2 on SwiftNIO, swift-log request logs,
+        // swift-prometheus for /metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C shim over oneDNN plus the element-wise kernels that need AVX-512 / bf16 instructions
@@ -59,9 +65,18 @@ let package = Package(
         // Kernel and pipeline timing and random-weight checkpoints for the CLI's `bench`; kept out of
         // the DeciDiffusion library so programs that embed the pipeline do not link them.
         .target(name: "DeciBenchmarks", dependencies: ["DeciDiffusion", "DeciModels", "DeciWeights", "DeciTensor"]),
+        // The HTTP front end over GenerationService (native job API, /metrics, /healthz, the web page).
+        .target(
+            name: "DeciServer",
+            dependencies: ["DeciDiffusion", "DeciImage", "DeciSchedulers",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         .executableTarget(
             name: "decidiffusion",
-            dependencies: ["DeciDiffusion", "DeciBenchmarks", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["DeciDiffusion", "DeciBenchmarks", "DeciServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .testTarget(name: "DeciTensorTests", dependencies: ["DeciTensor", "DeciWeights", "TestSupport"]),
@@ -73,6 +88,8 @@ let package = Package(
         .testTarget(name: "DeciImageTests", dependencies: ["DeciImage", "TestSupport"]),
         .testTarget(name: "DeciModelsTests", dependencies: ["DeciModels", "DeciWeights", "DeciTensor", "TestSupport"]),
         .testTarget(name: "DeciDiffusionTests", dependencies: ["DeciDiffusion", "TestSupport"]),
+        .testTarget(name: "DeciServerTests", dependencies: ["DeciServer", "DeciDiffusion", "DeciImage", "TestSupport",
+                                                            .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]
 )

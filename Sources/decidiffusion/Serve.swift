@@ -1,0 +1,87 @@
+// `decidiffusion serve`: the HTTP server over a GenerationService. A thin shell: parse flags, build
+// the catalog and the service, preload, run the application until SIGINT / SIGTERM.
+import ArgumentParser
+import DeciDiffusion
+import DeciServer
+import DeciTensor
+import Foundation
+import Logging
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the job API, /metrics and the web page over HTTP.",
+        discussion: """
+            With no --model or --models-dir the bundled demo model is served. Listens on 127.0.0.1 unless \
+            --host says otherwise; a non-loopback address needs --api-key (or DECI_API_KEY) unless \
+            --allow-unauthenticated. The API is described at /openapi.json.
+            """)
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(name: .customLong("models-dir"), help: "Serve every checkpoint folder in this directory (requests pick one by name).")
+    var modelsDir: String?
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0: a free one, printed once listening).") var port = 7860
+    @Option(name: .customLong("queue-size"), help: "Jobs that may wait behind the running one (429 beyond).") var queueSize = 16
+    @Option(name: .customLong("api-key"), help: "Require Authorization: Bearer <key> (default: $DECI_API_KEY).") var apiKey: String?
+    @Option(name: .customLong("cors-origin"), help: "Allow browser calls from this one origin (e.g. http://localhost:3000).") var corsOrigin: String?
+    @Option(name: .customLong("max-pixels"), help: "Most width x height pixels per image.") var maxPixels = 1024 * 1024
+    @Option(name: .customLong("max-batch"), help: "Most images per request.") var maxBatch = 8
+    @Option(name: .customLong("max-body-mb"), help: "Largest request body in MB (413 beyond).") var maxBodyMB = 32
+    @Option(name: .customLong("result-lifetime"), help: "Seconds a finished job's images are kept (410 after).") var resultLifetime = 600.0
+    @Flag(name: .customLong("allow-unauthenticated"), help: "Allow a non-loopback --host without an API key.") var allowUnauthenticated = false
+    @Flag(name: .customLong("no-request-log"), help: "Do not log each request.") var noRequestLog = false
+
+    func validate() throws {
+        if modelsDir != nil && model.model != nil { throw ValidationError("give --model or --models-dir, not both") }
+        guard queueSize >= 0 else { throw ValidationError("--queue-size: \(queueSize) must be 0 or more") }
+        guard maxPixels > 0, maxBatch > 0 else { throw ValidationError("--max-pixels and --max-batch must be positive") }
+        guard maxBodyMB > 0 else { throw ValidationError("--max-body-mb: must be positive") }
+        try settings().validate()
+    }
+
+    func settings() -> ServerSettings {
+        ServerSettings(host: host, port: port, apiKey: apiKey ?? ProcessInfo.processInfo.environment["DECI_API_KEY"],
+                       corsOrigin: corsOrigin, maxBodyBytes: maxBodyMB << 20, allowUnauthenticated: allowUnauthenticated,
+                       logRequests: !noRequestLog)
+    }
+
+    func run() throws {
+        Backend.threads = model.threads
+        let catalog: ModelCatalog
+        if let modelsDir {
+            catalog = try ModelCatalog(modelsDirectory: URL(fileURLWithPath: modelsDir), precision: model.precision, variant: model.variant)
+        } else {
+            catalog = try ModelCatalog(folder: model.resolveFolder(), precision: model.precision, variant: model.variant)
+        }
+        var configuration = ServiceConfiguration()
+        configuration.queueSize = queueSize
+        configuration.resultLifetime = resultLifetime
+        configuration.limits = GenerationLimits(maxPixelsPerImage: maxPixels, maxBatch: maxBatch)
+        let metrics = ServerMetrics()
+        let service = GenerationService(catalog: catalog, configuration: configuration, observer: metrics)
+        FileHandle.standardError.write("loading \(catalog.defaultName) (\(catalog.precision.rawValue))...\n")
+        try service.preload()
+        let settings = settings()
+        let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
+        let app = buildApplication(service: service, settings: settings, metrics: metrics) { port in
+            // Unbuffered: scripts and tests wait for this line.
+            FileHandle.standardOutput.write(Data("listening on http://\(host):\(port)\n".utf8))
+        }
+        // The root command is synchronous: run the server on the concurrency pool and wait for it here.
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await app.runService() } catch { outcome.error = error }
+            done.signal()
+        }
+        done.wait()
+        service.shutdown()
+        if let error = outcome.error { throw error }
+    }
+}
+
+private final class Outcome: @unchecked Sendable {
+    var error: (any Error)?
+}
