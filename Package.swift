@@ -89,7 +89,8 @@ let package = Package(
         .testTarget(name: "DeciModelsTests", dependencies: ["DeciModels", "DeciWeights", "DeciTensor", "TestSupport"]),
         .testTarget(name: "DeciDiffusionTests", dependencies: ["DeciDiffusion", "TestSupport"]),
         .testTarget(name: "DeciServerTests", dependencies: ["DeciServer", "DeciDiffusion", "DeciImage", "TestSupport",
-                                                            .product(name: "HummingbirdTesting", package: "hummingbird")]),
+                                                            .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]
 )

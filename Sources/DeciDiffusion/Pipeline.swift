@@ -138,7 +138,9 @@ public final class DiffusionPipeline: @unchecked Sendable {
         if isInpaintingModel && req.mode != .inpainting {
             throw RequestError("mask: \(layout.denoiserFolder.lastPathComponent)/ is an inpainting model (\(denoiser.inChannels) input channels); it needs an init image and a mask")
         }
-        _ = try makeScheduler(for: req)
+        // Named after the field, as every other request error is (an unknown name, or a step count
+        // the scheduler cannot take).
+        do { _ = try makeScheduler(for: req) } catch { throw RequestError("scheduler: \(error)") }
         return req
     }
 

@@ -30,7 +30,7 @@ struct JobRequestBody: Decodable {
     var previewUpscale: Bool?
     var keepPartial: Bool?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, width, height, steps, scheduler, seed, mask, strength, eta, model
         case negativePrompt = "negative_prompt", guidanceScale = "guidance_scale", guidanceRescale = "guidance_rescale"
         case numImages = "num_images", initImage = "init_image", clipSkip = "clip_skip", vaeTiling = "vae_tiling"

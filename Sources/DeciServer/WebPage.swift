@@ -38,8 +38,8 @@ enum WebPage {
     .card img { width: 100%; display: block; aspect-ratio: 1; object-fit: contain; background: #0d1115; }
     .card .meta { padding: 6px 8px; color: var(--muted); word-break: break-word; }
     .card .meta b { color: var(--text); font-weight: 500; }
-    .card .actions { display: flex; gap: 6px; padding: 0 8px 8px; }
-    .card .actions button, .card .actions a { flex: 1; font-size: 12px; padding: 5px; text-align: center; border-radius: 5px; background: #3a4552; color: #fff; text-decoration: none; }
+    .card .actions { display: flex; flex-wrap: wrap; gap: 6px; padding: 0 8px 8px; }
+    .card .actions button, .card .actions a { flex: 1 1 auto; min-width: 0; font-size: 12px; padding: 5px 6px; white-space: nowrap; text-align: center; border-radius: 5px; background: #3a4552; color: #fff; text-decoration: none; }
     details { margin-top: 8px; }
     summary { cursor: pointer; color: var(--muted); font-size: 13px; }
     </style>
@@ -225,7 +225,7 @@ enum WebPage {
         meta.append("seed " + item.seed + (s.steps ? ", " + s.steps + " steps" : "") + (s.guidance_scale != null ? ", cfg " + s.guidance_scale : "")
                     + (s.scheduler ? ", " + s.scheduler : "") + (item.partial ? " (partial)" : ""));
         const actions = document.createElement("div"); actions.className = "actions";
-        const use = document.createElement("button"); use.type = "button"; use.textContent = "Use settings";
+        const use = document.createElement("button"); use.type = "button"; use.textContent = "Use settings"; use.title = "Put these settings back in the form";
         use.onclick = () => { for (const k of fields) $(k).value = s[k] ?? (k === "scheduler" ? "" : $(k).value); window.scrollTo(0, 0); };
         const dl = document.createElement("a"); dl.textContent = "PNG"; dl.href = item.url; dl.download = "decidiffusion-" + item.seed + "-" + i + ".png";
         const rm = document.createElement("button"); rm.type = "button"; rm.textContent = "Remove";
@@ -239,8 +239,11 @@ enum WebPage {
     $("cancel").onclick = async () => {
       if (!current) return;
       $("cancel").disabled = true;
+      // Said before the call: the server answers once the job has stopped, often after the event
+      // stream has already reported "cancelled".
+      setStatus("Cancelling…");
       const res = await fetch("/v1/jobs/" + current + "/cancel", { method: "POST", headers: headers() });
-      if (!res.ok) setStatus(await errorText(res), true); else setStatus("Cancelling…");
+      if (!res.ok) setStatus(await errorText(res), true);
     };
     $("apikey").value = store.get("apikey", "");
     $("apikey").onchange = () => { store.set("apikey", $("apikey").value.trim()); loadCapabilities(); };

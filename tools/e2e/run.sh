@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end checks of `decidiffusion serve` as users run it: the real binary on the demo model,
+# bound to loopback on a free port: the same seed as `decidiffusion generate` byte for byte, a real
+# headless Chromium driving the web page, and a bounded load test. Installs what it needs
+# (Debian's chromium and chromium-driver, selenium in a venv).
+# Usage: tools/e2e/run.sh [--screenshot PATH]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+screenshot="$(mktemp -d)/web-page.png"
+[ "${1:-}" = "--screenshot" ] && screenshot="$2"
+bin=.build/release/decidiffusion
+[ -x "$bin" ] || { echo "error: $bin not built (run ./test.sh or scripts/setup.sh)" >&2; exit 1; }
+
+missing=""
+for p in chromium chromium-driver; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq $missing >/dev/null
+fi
+venv="${DECI_E2E_VENV:-$HOME/.cache/decidiffusion/e2e-venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q -r tools/e2e/requirements.txt
+py="$venv/bin/python"
+
+start_server() {  # args: extra serve options; sets pid and url
+    log="$(mktemp)"
+    "$bin" serve --port 0 "$@" >"$log" 2>&1 &
+    pid=$!
+    url=""
+    for _ in $(seq 600); do
+        url="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$log" | head -1 || true)"
+        [ -n "$url" ] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "error: the server exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -n "$url" ] || { cat "$log" >&2; echo "error: the server printed no URL" >&2; exit 1; }
+}
+stop_server() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+trap stop_server EXIT
+
+start_server --queue-size 8
+"$py" tools/e2e/cli_parity.py --url "$url" --bin "$bin"
+"$py" tools/e2e/web_page_test.py --url "$url" --screenshot "$screenshot"
+"$py" tools/e2e/web_page_test.py --url "$url" --width 390
+"$py" tools/e2e/load_test.py --url "$url" --pid "$pid" --clients 16 --submissions 200
+stop_server
+echo "e2e: ok (screenshot: $screenshot)"
