@@ -21,7 +21,15 @@ if [ -n "$missing" ]; then
     $sudo apt-get install -y -qq $missing >/dev/null
 fi
 venv="${DECI_E2E_VENV:-$HOME/.cache/decidiffusion/e2e-venv}"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+    # Debian's own python3 needs python3-venv for this; pyenv/python.org builds carry it.
+    python3 -m venv "$venv" 2>/dev/null || {
+        rm -rf "$venv"
+        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$venv"
+    }
+fi
 "$venv/bin/pip" install -q -r tools/e2e/requirements.txt
 py="$venv/bin/python"
 
