@@ -189,10 +189,10 @@ public final class DiffusionPipeline: @unchecked Sendable {
         var timings = GenerationResult.Timings()
         var warnings: [String] = []
         let context = try timed(&timings.textEncoder) {
-            let (states, notes) = try textStates(for: req)
+            let conditioning = try textConditioning(for: req)
             try Backend.checkFault()
-            warnings += notes
-            return states
+            warnings += conditioning.warnings
+            return conditioning
         }
         let timesteps = try prepareTimesteps(req, scheduler: &scheduler)
         var rng = TorchRandomSource(seed: req.seed)
@@ -240,28 +240,6 @@ public final class DiffusionPipeline: @unchecked Sendable {
     func latentShape(_ req: ResolvedRequest) -> LatentShape {
         LatentShape(batch: req.batch, channels: vae.config.latentChannels, height: req.height / vae.scaleFactor,
                     width: req.width / vae.scaleFactor)
-    }
-
-    /// The text states the denoiser attends to, `[B or 2B, tokens, channels]`: one per image
-    /// (prompt-major: all images of prompt 0 first, as diffusers orders them), with the unconditional
-    /// (negative-prompt) ones first when guiding. Warnings name prompt text cut at 77 tokens.
-    public func textStates(for req: ResolvedRequest) throws -> (states: Tensor, warnings: [String]) {
-        var warnings: [String] = []
-        func embed(_ texts: [String]) throws -> Tensor {
-            let tokens = texts.map { tokenizer.encode($0) }
-            for t in tokens {
-                if let dropped = t.droppedText {
-                    warnings.append("The following part of your input was truncated because CLIP can only handle sequences up to \(tokenizer.maxLength) tokens: \(dropped)")
-                }
-            }
-            return try textEncoder(tokens.map(\.ids), clipSkip: req.clipSkip)
-        }
-        let cond = try embed(req.prompts)
-        let parts = req.doClassifierFreeGuidance ? [try embed(req.negativePrompts), cond] : [cond]
-        // Image i of the batch shows prompt i / imagesPerPrompt.
-        let images = (0..<req.prompts.count).flatMap { [Int](repeating: $0, count: req.imagesPerPrompt) }
-        let out = Ops.concatBatch(parts.map { Ops.gatherBatch($0, images) })
-        return (out, warnings)
     }
 
     /// The timesteps to run: the whole schedule for text-to-image (diffusers' text-to-image pipeline
@@ -324,9 +302,10 @@ public final class DiffusionPipeline: @unchecked Sendable {
         return vae.encodeLatents(x, noise: noise, tiling: tiling(req)).toNCHW()
     }
 
-    /// The denoising loop: classifier-free guidance as one batch of `2B` (unconditional first),
-    /// guidance rescale, a scheduler step, and for 4-channel inpainting the mask blend.
-    func denoise(_ start: LatentStart, context: Tensor, timesteps: [Float], req: ResolvedRequest, scheduler: inout any Scheduler,
+    /// The denoising loop: classifier-free guidance as one batch of `2B` (unconditional first), or
+    /// as two calls when the two contexts differ in length; guidance rescale, a scheduler step, and
+    /// for 4-channel inpainting the mask blend.
+    func denoise(_ start: LatentStart, context: TextConditioning, timesteps: [Float], req: ResolvedRequest, scheduler: inout any Scheduler,
                  rng: inout TorchRandomSource, progress: ((StepProgress) -> Bool)?, steps: inout Int) throws -> [Float] {
         let shape = latentShape(req)
         let cfg = req.doClassifierFreeGuidance
@@ -340,10 +319,8 @@ public final class DiffusionPipeline: @unchecked Sendable {
                 input = inpainting.modelInput(scaled: input, copies: copies)
                 channels = denoiser.inChannels
             }
-            let x = Tensor.fromNCHW(input, n: copies * shape.batch, c: channels, h: shape.height, w: shape.width)
-            let predicted = denoiser(x, timesteps: [t], context: context)
-            try Backend.checkFault()
-            let prediction = predicted.toNCHW()
+            let prediction = try predict(input, context: context, batch: shape.batch, copies: copies, channels: channels,
+                                         shape: shape, timestep: t)
             let guided = try guide(prediction, req: req, perImage: shape.perImage)
             let sample = latents
             let output = try scheduler.step(modelOutput: guided, timestep: t, sample: sample, noise: &rng)
@@ -365,6 +342,22 @@ public final class DiffusionPipeline: @unchecked Sendable {
             }
         }
         return latents
+    }
+
+    /// The denoiser's prediction (NCHW order) for `copies` stacked latent batches: one call on the
+    /// batched context, or (contexts of different lengths) one call per half, unconditional first.
+    func predict(_ input: [Float], context: TextConditioning, batch: Int, copies: Int, channels: Int, shape: LatentShape,
+                 timestep t: Float) throws -> [Float] {
+        func call(_ values: ArraySlice<Float>, _ states: Tensor, n: Int) throws -> [Float] {
+            let x = Tensor.fromNCHW(Array(values), n: n, c: channels, h: shape.height, w: shape.width)
+            let predicted = denoiser(x, timesteps: [t], context: states)
+            try Backend.checkFault()
+            return predicted.toNCHW()
+        }
+        if let states = context.batched { return try call(input[...], states, n: copies * batch) }
+        guard let uncond = context.uncond else { return try call(input[...], context.cond, n: batch) }
+        let half = input.count / 2
+        return try call(input[..<half], uncond, n: batch) + call(input[half...], context.cond, n: batch)
     }
 
     /// `uncond + s (cond - uncond)`, then guidance rescale when asked; the prediction as is without guidance.
