@@ -29,13 +29,16 @@ struct JobRequestBody: Decodable {
     var previewDecodeEvery: Int?
     var previewUpscale: Bool?
     var keepPartial: Bool?
+    /// "none" (the default: diffusers' encoding) or "a1111".
+    var promptWeighting: PromptWeighting?
+    var padCondUncond: Bool?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, width, height, steps, scheduler, seed, mask, strength, eta, model
         case negativePrompt = "negative_prompt", guidanceScale = "guidance_scale", guidanceRescale = "guidance_rescale"
         case numImages = "num_images", initImage = "init_image", clipSkip = "clip_skip", vaeTiling = "vae_tiling"
         case previewEvery = "preview_every", previewDecodeEvery = "preview_decode_every", previewUpscale = "preview_upscale"
-        case keepPartial = "keep_partial"
+        case keepPartial = "keep_partial", promptWeighting = "prompt_weighting", padCondUncond = "pad_cond_uncond"
     }
 
     init(from decoder: any Decoder) throws {
@@ -67,6 +70,8 @@ struct JobRequestBody: Decodable {
         previewDecodeEvery = try c.decodeIfPresent(Int.self, forKey: .previewDecodeEvery)
         previewUpscale = try c.decodeIfPresent(Bool.self, forKey: .previewUpscale)
         keepPartial = try c.decodeIfPresent(Bool.self, forKey: .keepPartial)
+        promptWeighting = try c.decodeIfPresent(PromptWeighting.self, forKey: .promptWeighting)
+        padCondUncond = try c.decodeIfPresent(Bool.self, forKey: .padCondUncond)
     }
 
     /// Decodes a body, turning every decoding failure into a 400 that names the field.
@@ -102,6 +107,8 @@ struct JobRequestBody: Decodable {
         }
         request.strength = strength
         request.vaeTiling = vaeTiling ?? false
+        request.promptWeighting = promptWeighting ?? .none
+        request.padCondUncond = padCondUncond ?? false
         if let initImage { request.initImage = try Self.decodeImage(initImage, field: "init_image") }
         if let mask { request.mask = try Self.decodeImage(mask, field: "mask") }
         for (name, value) in [("preview_every", previewEvery), ("preview_decode_every", previewDecodeEvery)] {

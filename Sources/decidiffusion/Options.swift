@@ -4,6 +4,7 @@ import DeciTensor
 import Foundation
 
 extension Precision: ExpressibleByArgument {}
+extension PromptWeighting: ExpressibleByArgument {}
 
 struct ModelOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: "Checkpoint folder or Hugging Face repo id (default: the bundled demo model).")
@@ -89,6 +90,14 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "DDIM eta.") var eta = 0.0
     @Option(help: "Text-encoder layers to skip from the end (A1111's clip skip minus one).") var clipSkip = 0
 
+    @Option(help: ArgumentHelp(
+        "How prompts are read: none or a1111 (default none).",
+        discussion: "none: the text as diffusers encodes it, cut at 77 tokens with a warning (same seed, same image as diffusers). a1111: AUTOMATIC1111's syntax, (word) x1.1, ((word)) x1.21, [word] /1.1, (word:1.3), \\( \\) escapes, BREAK to start a new chunk; prompts of any length in 75-token chunks; the A1111 API uses it."))
+    var promptWeighting: PromptWeighting = .none
+
+    @Flag(help: "With --prompt-weighting a1111, when prompt and negative prompt have different chunk counts: pad the shorter with empty-prompt chunks and batch them (A1111's option of that name) instead of two denoiser calls.")
+    var padCondUncond = false
+
     @Option(name: .shortAndLong, help: "Output PNG file, or a folder (numbered files). A batch numbers the files.")
     var output = "output.png"
 
@@ -111,6 +120,8 @@ struct SamplingOptions: ParsableArguments {
         r.eta = eta
         r.clipSkip = clipSkip
         r.vaeTiling = vaeTiling
+        r.promptWeighting = promptWeighting
+        r.padCondUncond = padCondUncond
         return r
     }
 }
