@@ -83,10 +83,14 @@ public final class DiffusionPipeline: @unchecked Sendable {
     public let defaults: PipelineDefaults
     /// Seconds spent loading.
     public let loadSeconds: Double
+    /// The LoRAs merged into the text encoder and denoiser at load, if any.
+    public let loras: LoRASet?
 
     /// Loads every component from a checkpoint folder (see ``CheckpointLayout/locate(_:environment:)``).
     /// `variant` prefers `*.<variant>.safetensors` files (e.g. "fp16") where a component has them.
-    public init(folder: URL, precision: Precision = .f32, variant: String? = nil) throws {
+    /// `loras` are merged into the text encoder's and denoiser's weights as they load (their
+    /// ``LoRASet/warnings`` say what a lenient set skipped).
+    public init(folder: URL, precision: Precision = .f32, variant: String? = nil, loras: LoRASet? = nil) throws {
         let t0 = Date()
         let layout = try CheckpointLayout(root: folder)
         func component<T>(_ url: URL, _ load: () throws -> T) throws -> T {
@@ -96,13 +100,14 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
         let tokenizer = try component(layout.tokenizer) { try CLIPTokenizer(directory: layout.tokenizer) }
         let textEncoder = try component(layout.textEncoder) {
-            try CLIPTextModel.load(directory: layout.textEncoder.path, precision: precision, variant: variant)
+            try CLIPTextModel.load(directory: layout.textEncoder.path, precision: precision, variant: variant, loras: loras)
         }
         let denoiserFolder = layout.denoiserFolder
         let denoiser: any Denoiser = try component(denoiserFolder) {
             switch layout.denoiser {
-            case .unetNAS: try UNetNAS.load(directory: denoiserFolder.path, precision: precision, variant: variant)
-            case .unet2DCondition: try UNet2DConditionModel.load(directory: denoiserFolder.path, precision: precision, variant: variant)
+            case .unetNAS: try UNetNAS.load(directory: denoiserFolder.path, precision: precision, variant: variant, loras: loras)
+            case .unet2DCondition:
+                try UNet2DConditionModel.load(directory: denoiserFolder.path, precision: precision, variant: variant, loras: loras)
             }
         }
         let vae = try component(layout.vae) { try AutoencoderKL.load(directory: layout.vae.path, precision: precision, variant: variant) }
@@ -117,6 +122,7 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
         (self.layout, self.precision, self.tokenizer, self.textEncoder, self.denoiser, self.vae) =
             (layout, precision, tokenizer, textEncoder, denoiser, vae)
+        self.loras = loras
         let size = vae.config.sampleSize
         defaults = layout.denoiser == .unetNAS ? .deciDiffusion(size: size) : .stableDiffusion(size: size)
         // Every layer has packed its own weights; the loader's staging buffer (tens of MB) is done.

@@ -44,7 +44,7 @@ extension WeightScope {
         return try built(name) { () throws(StagedLayerError<WeightsError>) in
             try Conv2d.staged(inChannels: cin, outChannels: cout, kernelSize: kernel, stride: stride, padding: padding ?? kernel / 2,
                               extraBottomRight: extraBottomRight, bias: b, precision: precision) { (buffer) throws(WeightsError) in
-                try convert(w[0], into: buffer)
+                try convert(w[0], into: buffer, adjustments: store.adjustments)
             }
         }
     }
@@ -71,7 +71,7 @@ extension WeightScope {
         return try built(names.joined(separator: "+")) { () throws(StagedLayerError<WeightsError>) in
             try Linear.staged(inFeatures: fin, outFeatures: fout * names.count, partRows: [Int](repeating: fout, count: names.count),
                               bias: bias ? b : nil, precision: precision) { (part, buffer) throws(WeightsError) in
-                try convert(w[part], into: buffer)
+                try convert(w[part], into: buffer, adjustments: store.adjustments)
             }
         }
     }
@@ -133,8 +133,11 @@ extension WeightScope {
     }
 }
 
-/// Converts a checkpoint tensor to float32 into a staging buffer, then lets its file pages go.
-private func convert(_ t: WeightTensor, into buffer: UnsafeMutableBufferPointer<Float>) throws(WeightsError) {
+/// Converts a checkpoint tensor to float32 into a staging buffer, then lets its file pages go;
+/// merges the store's adjustments (LoRA deltas) for it in float32, before the layer packs it.
+private func convert(_ t: WeightTensor, into buffer: UnsafeMutableBufferPointer<Float>,
+                     adjustments: (any WeightAdjustments)?) throws(WeightsError) {
     try t.convertFloats(into: buffer)
     t.releaseResidentPages()
+    try adjustments?.adjust(t.name, shape: t.shape, values: buffer)
 }

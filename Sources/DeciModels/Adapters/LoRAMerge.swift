@@ -1,0 +1,133 @@
+// LoRA modules resolved against a component's own checkpoint keys (the model's module paths, so
+// names with underscores such as `modules_list` never need splitting) and merged into its weights
+// as the layers are built: W += multiplier * alpha / rank * reshape(up_2d @ down_2d), in float32,
+// before the layer packs W in the compute precision. Matches PEFT's merge (`get_delta_weight`).
+import DeciTensor
+import DeciWeights
+import Foundation
+
+/// The two parts of a pipeline a LoRA updates.
+public enum LoRAComponent: String, Sendable, CaseIterable {
+    case textEncoder = "text_encoder"
+    case denoiser = "unet"
+
+    /// Module name prefixes: kohya's flattened path and diffusers' / PEFT's dotted path.
+    var prefixes: (kohya: String, diffusers: String) {
+        switch self {
+        case .textEncoder: ("lora_te_", "text_encoder.")
+        case .denoiser: ("lora_unet_", "unet.")
+        }
+    }
+
+    /// Whether a module name addresses this component.
+    func owns(_ name: String) -> Bool { name.hasPrefix(prefixes.kohya) || name.hasPrefix(prefixes.diffusers) }
+}
+
+/// One loaded LoRA file and its strength per component (A1111's `te` and `unet` multipliers).
+public struct LoRAApplication: Sendable {
+    public let file: LoRAFile
+    public var textEncoderMultiplier: Float
+    public var denoiserMultiplier: Float
+
+    public init(file: LoRAFile, textEncoderMultiplier: Float = 1, denoiserMultiplier: Float? = nil) {
+        self.file = file
+        self.textEncoderMultiplier = textEncoderMultiplier
+        self.denoiserMultiplier = denoiserMultiplier ?? textEncoderMultiplier
+    }
+
+    func multiplier(_ c: LoRAComponent) -> Float { c == .textEncoder ? textEncoderMultiplier : denoiserMultiplier }
+}
+
+/// The LoRA deltas of one component, set as its weight store's ``WeightStore/adjustments``.
+public final class LoRAMerge: WeightAdjustments, @unchecked Sendable {
+    struct Contribution {
+        let module: LoRAModule
+        let multiplier: Float
+        let file: String
+    }
+
+    public let component: LoRAComponent
+    /// Target checkpoint key -> the updates merged into it.
+    let targets: [String: [Contribution]]
+    /// Module names (with their file) that addressed this component but match none of its weights.
+    public let unmatched: [String]
+    private let lock = NSLock()
+    private var applied = Set<String>()
+
+    /// Resolves every module of `loras` that addresses `component` against the weight keys of
+    /// `store` (the component's checkpoint): kohya `lora_unet_` / `lora_te_` + the path with dots
+    /// as underscores, diffusers `unet.` / `text_encoder.` + the path. Shapes are checked here.
+    public init(_ loras: [LoRAApplication], component: LoRAComponent, store: WeightStore) throws(LoRAError) {
+        self.component = component
+        var names: [String: String] = [:], ambiguous = Set<String>()
+        for key in store.keys where key.hasSuffix(".weight") {
+            guard let shape = store.peek(key)?.shape, shape.count == 2 || shape.count == 4 else { continue }
+            var path = String(key.dropLast(".weight".count))
+            // Text-encoder LoRAs name transformers 4's `text_model.` level, which newer files lack.
+            if component == .textEncoder && !path.hasPrefix("text_model.") { path = "text_model." + path }
+            let kohya = component.prefixes.kohya + path.replacingOccurrences(of: ".", with: "_")
+            if names[kohya] != nil { ambiguous.insert(kohya) }
+            names[kohya] = key
+            names[component.prefixes.diffusers + path] = key
+        }
+        var targets: [String: [Contribution]] = [:], unmatched: [String] = []
+        for lora in loras {
+            for module in lora.file.modules where component.owns(module.name) {
+                guard let key = names[module.name], !ambiguous.contains(module.name), let target = store.peek(key) else {
+                    unmatched.append("\(lora.file.path): \(module.name)")
+                    continue
+                }
+                let outer = target.shape[0], inner = target.elementCount / max(outer, 1)
+                let downInner = module.down.elementCount / module.rank
+                guard module.up.shape[0] == outer, downInner == inner else {
+                    throw LoRAError("\(lora.file.path): \(module.name): up \(module.up.shape) @ down \(module.down.shape) does not make \(key) \(target.shape)")
+                }
+                targets[key, default: []].append(Contribution(module: module, multiplier: lora.multiplier(component), file: lora.file.path))
+            }
+        }
+        self.targets = targets
+        self.unmatched = unmatched
+    }
+
+    /// Checkpoint keys this merge changes.
+    public var targetKeys: [String] { targets.keys.sorted() }
+
+    public func adjust(_ key: String, shape: [Int], values: UnsafeMutableBufferPointer<Float>) throws(WeightsError) {
+        guard let contributions = targets[key] else { return }
+        for c in contributions {
+            let delta = try Self.delta(c.module, file: c.file)
+            guard delta.count == values.count else {
+                throw WeightsError(.adjustment, file: c.file, key: c.module.name, "its delta has \(delta.count) values for \(key) \(shape)")
+            }
+            let s = c.multiplier * c.module.scale
+            for i in 0..<values.count { values[i] += s * delta[i] }
+        }
+        lock.withLock { _ = applied.insert(key) }
+    }
+
+    /// `up_2d @ down_2d` (`[out, in * kh * kw]`, float32) through the op layer's matmul.
+    static func delta(_ m: LoRAModule, file: String) throws(WeightsError) -> [Float] {
+        let r = m.rank, out = m.up.shape[0], inner = m.down.elementCount / r
+        do {
+            let up = try m.up.floats(), down = try m.down.floats()
+            // Linear computes x W^T: with W = down^T ([inner, r]) and x = up ([out, r]) that is up @ down.
+            var downT = [Float](repeating: 0, count: down.count)
+            for i in 0..<r { for j in 0..<inner { downT[j * r + i] = down[i * inner + j] } }
+            let product = try Linear(inFeatures: r, outFeatures: inner, weight: downT, bias: nil, precision: .f32)
+            return product(Tensor(shape: [out, r], data: up)).toArray()
+        } catch let e as WeightsError {
+            throw e
+        } catch {
+            throw WeightsError(.adjustment, file: file, key: m.name, "cannot compute up @ down: \(error)")
+        }
+    }
+
+    /// Throws listing the targets the model did not build through the merging layer builders
+    /// (nothing would have been merged into them).
+    public func finish() throws(LoRAError) {
+        let missed = lock.withLock { targets.keys.filter { !applied.contains($0) }.sorted() }
+        guard missed.isEmpty else {
+            throw LoRAError("LoRA targets \(missed.joined(separator: ", ")) are not layers the engine merges into (linear and convolution weights)")
+        }
+    }
+}

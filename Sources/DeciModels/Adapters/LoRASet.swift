@@ -1,0 +1,49 @@
+// The LoRAs a pipeline loads with: which files at which strengths, how strict to be about modules
+// that match nothing, and the per-component merges handed to the weight stores.
+import DeciWeights
+import Foundation
+
+/// LoRA files to merge into a pipeline's text encoder and denoiser at load.
+public final class LoRASet: @unchecked Sendable {
+    public let applications: [LoRAApplication]
+    /// Unmatched or unsupported keys become warnings instead of errors (`--lora-lenient`).
+    public let lenient: Bool
+    private let lock = NSLock()
+    private var notes: [String] = []
+
+    /// Fails (unless `lenient`) on keys that are no LoRA factors or that address neither the text
+    /// encoder nor the denoiser, listing them.
+    public init(_ applications: [LoRAApplication], lenient: Bool = false) throws(LoRAError) {
+        self.applications = applications
+        self.lenient = lenient
+        var stray: [String] = []
+        for a in applications {
+            stray += a.file.unsupportedKeys.map { "\(a.file.path): \($0) (not a LoRA factor this engine merges)" }
+            stray += a.file.modules.filter { m in !LoRAComponent.allCases.contains { $0.owns(m.name) } }
+                .map { "\(a.file.path): \($0.name) (neither lora_unet_/unet. nor lora_te_/text_encoder.)" }
+        }
+        try report(stray)
+    }
+
+    /// Warnings for what a lenient set skipped.
+    public var warnings: [String] { lock.withLock { notes } }
+
+    private func report(_ problems: [String]) throws(LoRAError) {
+        guard !problems.isEmpty else { return }
+        if lenient {
+            lock.withLock { notes += problems.map { "LoRA key ignored: \($0)" } }
+        } else {
+            throw LoRAError("LoRA keys that match no module of the model (--lora-lenient to ignore them):\n  " + problems.joined(separator: "\n  "))
+        }
+    }
+
+    /// The merge for one component's store, resolved against its keys; throws (unless lenient)
+    /// listing modules that match none of its weights.
+    func merge(for component: LoRAComponent, store: WeightStore) throws(ModelError) -> LoRAMerge {
+        do {
+            let merge = try LoRAMerge(applications, component: component, store: store)
+            try report(merge.unmatched)
+            return merge
+        } catch { throw .config(error.description) }
+    }
+}

@@ -1,0 +1,10 @@
+// Changes merged into weights while a model's layers are built from a store (LoRA deltas): each
+// layer builder converts a checkpoint tensor to float32 in PyTorch layout, then lets the store's
+// adjustments add to it before the layer packs its own copy in the compute precision.
+
+/// Additive changes to checkpoint tensors, applied as they are converted at load.
+public protocol WeightAdjustments: AnyObject, Sendable {
+    /// Adds the changes for checkpoint key `key` (shape `shape`, PyTorch layout) to `values`;
+    /// does nothing for a key without changes.
+    func adjust(_ key: String, shape: [Int], values: UnsafeMutableBufferPointer<Float>) throws(WeightsError)
+}
