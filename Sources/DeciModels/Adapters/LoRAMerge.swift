@@ -56,8 +56,9 @@ public final class LoRAMerge: WeightAdjustments, @unchecked Sendable {
 
     /// Resolves every module of `loras` that addresses `component` against the weight keys of
     /// `store` (the component's checkpoint): kohya `lora_unet_` / `lora_te_` + the path with dots
-    /// as underscores, diffusers `unet.` / `text_encoder.` + the path. Shapes are checked here.
-    public init(_ loras: [LoRAApplication], component: LoRAComponent, store: WeightStore) throws(LoRAError) {
+    /// as underscores, diffusers `unet.` / `text_encoder.` + the path. A module whose factors do
+    /// not make its target's shape counts as unmatched.
+    public init(_ loras: [LoRAApplication], component: LoRAComponent, store: WeightStore) {
         self.component = component
         var names: [String: String] = [:], ambiguous = Set<String>()
         for key in store.keys where key.hasSuffix(".weight") {
@@ -80,7 +81,9 @@ public final class LoRAMerge: WeightAdjustments, @unchecked Sendable {
                 let outer = target.shape[0], inner = target.elementCount / max(outer, 1)
                 let downInner = module.down.elementCount / module.rank
                 guard module.up.shape[0] == outer, downInner == inner else {
-                    throw LoRAError("\(lora.file.path): \(module.name): up \(module.up.shape) @ down \(module.down.shape) does not make \(key) \(target.shape)")
+                    // A module of the same path but another shape: a LoRA for another model.
+                    unmatched.append("\(lora.file.path): \(module.name) (up \(module.up.shape) @ down \(module.down.shape) does not make \(key) \(target.shape))")
+                    continue
                 }
                 targets[key, default: []].append(Contribution(module: module, multiplier: lora.multiplier(component), file: lora.file.path))
             }

@@ -40,10 +40,8 @@ public final class LoRASet: @unchecked Sendable {
     /// The merge for one component's store, resolved against its keys; throws (unless lenient)
     /// listing modules that match none of its weights.
     func merge(for component: LoRAComponent, store: WeightStore) throws(ModelError) -> LoRAMerge {
-        do {
-            let merge = try LoRAMerge(applications, component: component, store: store)
-            try report(merge.unmatched)
-            return merge
-        } catch { throw .config(error.description) }
+        let merge = LoRAMerge(applications, component: component, store: store)
+        do { try report(merge.unmatched) } catch { throw .config(error.description) }
+        return merge
     }
 }
