@@ -83,8 +83,12 @@ public final class DiffusionPipeline: @unchecked Sendable {
     public let defaults: PipelineDefaults
     /// Seconds spent loading.
     public let loadSeconds: Double
-    /// The LoRAs merged into the text encoder and denoiser at load, if any.
-    public let loras: LoRASet?
+    /// The LoRAs merged into the text encoder and denoiser now, if any.
+    public private(set) var loras: LoRASet?
+    /// How the merged LoRAs were asked for (``setLoRAs(_:references:)``), for a caller that switches.
+    public private(set) var loraReferences: [LoRAReference] = []
+    /// The set the components loaded with: it holds their merges (and the layers they record).
+    let loadedLoRAs: LoRASet
 
     /// Loads every component from a checkpoint folder (see ``CheckpointLayout/locate(_:environment:)``).
     /// `variant` prefers `*.<variant>.safetensors` files (e.g. "fp16") where a component has them.
@@ -99,15 +103,19 @@ public final class DiffusionPipeline: @unchecked Sendable {
             }
         }
         let tokenizer = try component(layout.tokenizer) { try CLIPTokenizer(directory: layout.tokenizer) }
+        // Always a set, empty without LoRAs: its merges record the layers, so LoRAs can come later.
+        let loadedLoRAs = try loras ?? LoRASet([])
+        self.loadedLoRAs = loadedLoRAs
         let textEncoder = try component(layout.textEncoder) {
-            try CLIPTextModel.load(directory: layout.textEncoder.path, precision: precision, variant: variant, loras: loras)
+            try CLIPTextModel.load(directory: layout.textEncoder.path, precision: precision, variant: variant, loras: loadedLoRAs)
         }
         let denoiserFolder = layout.denoiserFolder
         let denoiser: any Denoiser = try component(denoiserFolder) {
             switch layout.denoiser {
-            case .unetNAS: try UNetNAS.load(directory: denoiserFolder.path, precision: precision, variant: variant, loras: loras)
+            case .unetNAS: try UNetNAS.load(directory: denoiserFolder.path, precision: precision, variant: variant, loras: loadedLoRAs)
             case .unet2DCondition:
-                try UNet2DConditionModel.load(directory: denoiserFolder.path, precision: precision, variant: variant, loras: loras)
+                try UNet2DConditionModel.load(directory: denoiserFolder.path, precision: precision, variant: variant,
+                                              loras: loadedLoRAs)
             }
         }
         let vae = try component(layout.vae) { try AutoencoderKL.load(directory: layout.vae.path, precision: precision, variant: variant) }
@@ -128,6 +136,23 @@ public final class DiffusionPipeline: @unchecked Sendable {
         // Every layer has packed its own weights; the loader's staging buffer (tens of MB) is done.
         StagingBuffer.release()
         loadSeconds = Date().timeIntervalSince(t0)
+    }
+
+    /// Replaces the merged LoRAs by `set` (nil: none) in the loaded text encoder and denoiser,
+    /// without reading the checkpoint again: touched layers get their original weights back plus
+    /// the new deltas. Modules that match nothing fail the call first (listing them) unless the set
+    /// is lenient. Not while a generation runs; a pipeline loaded with LoRAs needs
+    /// ``LoRASet/keepsOriginals`` to change them.
+    public func setLoRAs(_ set: LoRASet?, references: [LoRAReference] = []) throws {
+        let applications = set?.applications ?? []
+        var merges: [LoRAMerge] = []
+        for component in [LoRAComponent.textEncoder, .denoiser] {
+            guard let merge = loadedLoRAs.merge(component) else { throw LoRAError("\(component.rawValue): not loaded with a LoRA merge") }
+            try set?.report(merge.unmatched(in: applications))
+            merges.append(merge)
+        }
+        for merge in merges { _ = try merge.replace(with: applications) }
+        (loras, loraReferences) = (set, references)
     }
 
     /// Image sides must be multiples of this: the VAE's factor times the UNet's downsampling.

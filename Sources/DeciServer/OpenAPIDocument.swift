@@ -195,7 +195,8 @@ enum OpenAPIDocument {
               "preview_upscale": {"type": ["boolean", "null"], "description": "Upscale cheap previews to the output size"},
               "keep_partial": {"type": ["boolean", "null"], "description": "A cancelled running job keeps its current image (default true)"},
               "prompt_weighting": {"type": ["string", "null"], "enum": ["none", "a1111", null], "description": "none (default): diffusers' encoding, cut at 77 tokens; a1111: A1111's attention syntax, BREAK and 75-token chunks"},
-              "pad_cond_uncond": {"type": ["boolean", "null"], "description": "a1111 weighting: pad prompt/negative prompt of different chunk counts and batch them instead of two denoiser calls"}
+              "pad_cond_uncond": {"type": ["boolean", "null"], "description": "a1111 weighting: pad prompt/negative prompt of different chunk counts and batch them instead of two denoiser calls"},
+              "loras": {"type": ["array", "null"], "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "multiplier": {"type": "number"}, "unet_multiplier": {"type": "number"}}}, "description": "LoRAs from the server's --lora-dir by file name (also <lora:NAME:SCALE> tags in the prompt), merged in place"}
             }
           },
           "JobCreated": {

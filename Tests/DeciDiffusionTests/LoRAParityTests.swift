@@ -83,6 +83,37 @@ struct LoRAParityTests {
         #expect(effect.maxAbsDiff > 100 * max(cmp.maxAbsDiff, 1e-6), "\(c.name): the LoRA barely changes the image (\(effect))")
     }
 
+    /// A running pipeline changes LoRAs in place, without the checkpoint: loaded bare, then each
+    /// set merged, removed and replaced gives the reference's images (and the bare image back).
+    @Test func switchingLoRAsInPlace() throws {
+        let cases = Dictionary(uniqueKeysWithValues: LoRACase.all.map { ($0.name, $0) })
+        let (one, two) = (try #require(cases["deci_kohya"]), try #require(cases["deci_two"]))
+        let folder = try PipelineFixtures.materialize("deci")
+        let pipe = try DiffusionPipeline(folder: folder)
+        PipelineFixtures.removeCopy(folder)
+        func expected(_ c: LoRACase) throws -> [Float] {
+            let file = try SafeTensorsFile(path: LoRACase.root.appendingPathComponent("expected/\(c.name).safetensors").path)
+            return try #require(file.tensors.first { $0.name == "images" }).floats()
+        }
+        let bare = try pipe.generate(one.generationRequest).pixels
+        for c in [one, two, one] {
+            try pipe.setLoRAs(try LoRAReference.load(c.references, directory: nil, lenient: false))
+            let cmp = compare(try pipe.generate(c.generationRequest).pixels, try expected(c))
+            print("LoRA switched in place \(c.name): \(cmp)")
+            #expect(cmp.maxAbsDiff <= PipelineParityTests.f32MaxDiff, "\(c.name): \(cmp)")
+        }
+        try pipe.setLoRAs(nil)
+        #expect(compare(try pipe.generate(one.generationRequest).pixels, bare).maxAbsDiff == 0, "removing the LoRAs restores the base weights exactly")
+        // Loaded with a LoRA: changing it needs the originals kept.
+        let kept = try PipelineFixtures.materialize("deci")
+        defer { PipelineFixtures.removeCopy(kept) }
+        let loaded = try DiffusionPipeline(folder: kept, loras: try LoRASet(
+            [LoRAApplication(file: try LoRAFile(path: LoRACase.root.appendingPathComponent("deci_peft.safetensors").path))], keepsOriginals: true))
+        try loaded.setLoRAs(try LoRAReference.load(one.references, directory: nil, lenient: false))
+        let cmp = compare(try loaded.generate(one.generationRequest).pixels, try expected(one))
+        #expect(cmp.maxAbsDiff <= PipelineParityTests.f32MaxDiff, "\(cmp)")
+    }
+
     @Test func unmatchedModulesAreAnErrorListingThem() throws {
         // An SD-1.x UNet LoRA does not fit U-Net-NAS: its module paths do not exist there.
         let sd = LoRAReference(name: LoRACase.root.appendingPathComponent("sd_kohya.safetensors").path)

@@ -8,14 +8,20 @@ public final class LoRASet: @unchecked Sendable {
     public let applications: [LoRAApplication]
     /// Unmatched or unsupported keys become warnings instead of errors (`--lora-lenient`).
     public let lenient: Bool
+    /// A pipeline loaded with this set keeps the original values of the weights it merges into,
+    /// so a running service can change LoRAs later (``LoRAMerge/replace(with:)``); costs their
+    /// float32 size.
+    public let keepsOriginals: Bool
     private let lock = NSLock()
     private var notes: [String] = []
+    private var merges: [LoRAComponent: LoRAMerge] = [:]
 
     /// Fails (unless `lenient`) on keys that are no LoRA factors or that address neither the text
     /// encoder nor the denoiser, listing them.
-    public init(_ applications: [LoRAApplication], lenient: Bool = false) throws(LoRAError) {
+    public init(_ applications: [LoRAApplication], lenient: Bool = false, keepsOriginals: Bool = false) throws(LoRAError) {
         self.applications = applications
         self.lenient = lenient
+        self.keepsOriginals = keepsOriginals
         var stray: [String] = []
         for a in applications {
             stray += a.file.unsupportedKeys.map { "\(a.file.path): \($0) (not a LoRA factor this engine merges)" }
@@ -28,7 +34,11 @@ public final class LoRASet: @unchecked Sendable {
     /// Warnings for what a lenient set skipped.
     public var warnings: [String] { lock.withLock { notes } }
 
-    private func report(_ problems: [String]) throws(LoRAError) {
+    /// The merge a component was loaded with (nil before it loads).
+    public func merge(_ component: LoRAComponent) -> LoRAMerge? { lock.withLock { merges[component] } }
+
+    /// Records what a lenient set skipped, or throws listing it.
+    public func report(_ problems: [String]) throws(LoRAError) {
         guard !problems.isEmpty else { return }
         if lenient {
             lock.withLock { notes += problems.map { "LoRA key ignored: \($0)" } }
@@ -40,8 +50,9 @@ public final class LoRASet: @unchecked Sendable {
     /// The merge for one component's store, resolved against its keys; throws (unless lenient)
     /// listing modules that match none of its weights.
     func merge(for component: LoRAComponent, store: WeightStore) throws(ModelError) -> LoRAMerge {
-        let merge = LoRAMerge(applications, component: component, store: store)
+        let merge = LoRAMerge(applications, component: component, store: store, keepsOriginals: keepsOriginals)
         do { try report(merge.unmatched) } catch { throw .config(error.description) }
+        lock.withLock { merges[component] = merge }
         return merge
     }
 }
