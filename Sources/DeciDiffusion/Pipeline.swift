@@ -75,7 +75,12 @@ public struct GenerationResult: Sendable {
 public final class DiffusionPipeline: @unchecked Sendable {
     public let layout: CheckpointLayout
     public let precision: Precision
-    public let tokenizer: CLIPTokenizer
+    /// The checkpoint's tokenizer, with the tokens of loaded textual inversions.
+    public internal(set) var tokenizer: CLIPTokenizer
+    /// Textual inversions loaded (``loadTextualInversion(path:name:)``), in order.
+    public internal(set) var textualInversions: [TextualInversion] = []
+    /// Their vectors, `[n, hidden]`: the rows of the token ids after the checkpoint's vocabulary.
+    var extraEmbeddings: Tensor?
     public let textEncoder: CLIPTextModel
     public let denoiser: any Denoiser
     public let vae: AutoencoderKL

@@ -55,7 +55,7 @@ extension DiffusionPipeline {
     func plainStates(_ texts: [String], clipSkip: Int, warnings: inout [String]) throws -> Tensor {
         let tokens = texts.map { tokenizer.encode($0) }
         warnings += tokens.compactMap(\.truncationWarning)
-        return try textEncoder(tokens.map(\.ids), clipSkip: clipSkip)
+        return try textEncoder(tokens.map(\.ids), clipSkip: clipSkip, extraEmbeddings: extraEmbeddings)
     }
 
     /// A1111's conditioning of texts encoded together, `[texts, 77 x chunks, channels]`: chunk `i`
@@ -70,7 +70,7 @@ extension DiffusionPipeline {
         var parts: [Tensor] = []
         for i in 0..<count {
             let batch = chunked.map { i < $0.count ? $0[i] : empty }
-            let z = try textEncoder(batch.map(\.ids), clipSkip: clipSkip)
+            let z = try textEncoder(batch.map(\.ids), clipSkip: clipSkip, extraEmbeddings: extraEmbeddings)
             let originalMean = Ops.mean(z)
             let weighted = Ops.scaleRows(z, by: batch.flatMap(\.multipliers))
             parts.append(Ops.scale(weighted, by: originalMean / Ops.mean(weighted)))

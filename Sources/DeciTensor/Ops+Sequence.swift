@@ -54,3 +54,17 @@ extension Ops {
         return out
     }
 }
+
+extension Ops {
+    /// `x` (viewed as `[rows, channels]`) with rows `at[i]` replaced by row `i` of `values`
+    /// (textual-inversion vectors in place of token embeddings).
+    public static func replacingRows(_ x: Tensor, at rows: [Int], with values: Tensor) -> Tensor {
+        let c = x.channels
+        precondition(values.channels == c && values.rows == rows.count, "replacingRows: \(values.shape) for \(rows.count) rows of \(x.shape)")
+        for r in rows { precondition(r >= 0 && r < x.rows, "replacingRows: row \(r) outside 0..<\(x.rows)") }
+        let out = x.copy()
+        if Fault.skips("replacingRows", values, out) { return out }
+        for (i, r) in rows.enumerated() { (out.pointer + r * c).update(from: values.pointer + i * c, count: c) }
+        return out
+    }
+}

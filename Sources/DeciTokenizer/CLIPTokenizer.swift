@@ -42,14 +42,14 @@ public struct CLIPTokenizer: Sendable {
     public let cleanUpTokenizationSpaces: Bool
 
     /// Token (as UTF-8 bytes, see `ByteString` for why not String) -> id.
-    let vocabulary: [ByteString: Int32]
+    private(set) var vocabulary: [ByteString: Int32]
     /// Token UTF-8 bytes by id (ids are dense: 0 ..< vocabulary size).
-    let idToToken: [[UInt8]?]
+    private(set) var idToToken: [[UInt8]?]
     let bpe: BytePairEncoder
     /// Tokens matched on the raw text (transformers 5: non-normalised added tokens; legacy: all of them).
-    let rawMatcher: AddedTokenMatcher
+    private(set) var rawMatcher: AddedTokenMatcher
     /// Tokens matched after normalisation (transformers 5, `normalized: true`).
-    let normalizedMatcher: AddedTokenMatcher
+    private(set) var normalizedMatcher: AddedTokenMatcher
     let cache = WordCache()
 
     /// Loads vocab.json, merges.txt, tokenizer_config.json and (if present) special_tokens_map.json from
@@ -264,6 +264,42 @@ public struct CLIPTokenizer: Sendable {
 
     /// Number of entries in the vocabulary, added tokens included.
     public var vocabularySize: Int { vocabulary.count }
+
+    /// A copy that knows textual-inversion tokens as diffusers' `load_textual_inversion` adds them:
+    /// `name` (then `name_1`, ... for more vectors) as added tokens with the next free ids, matched
+    /// like transformers' normalised added tokens; writing `name` in a prompt gives all its ids, as
+    /// diffusers' `maybe_convert_prompt` expands it. Returns the ids of each name's vectors. Throws
+    /// when a name is already a token.
+    public func addingEmbeddingTokens(_ tokens: [(name: String, vectors: Int)]) throws(TokenizerError) -> (CLIPTokenizer, [[Int32]]) {
+        var copy = self
+        var next = Int32(idToToken.count)
+        var raw = rawMatcher.entries, normalized = normalizedMatcher.entries, allIDs: [[Int32]] = []
+        for (name, vectors) in tokens {
+            let names = [name] + (1..<max(vectors, 1)).map { "\(name)_\($0)" }
+            var ids: [Int32] = []
+            for n in names {
+                guard copy.vocabulary[ByteString(n)] == nil, !n.isEmpty else {
+                    throw TokenizerError.invalidValue(path: "textual inversion", key: n, reason: "the token is already in the tokenizer's vocabulary")
+                }
+                copy.vocabulary[ByteString(n)] = next
+                copy.idToToken.append(Array(n.utf8))
+                ids.append(next)
+                next += 1
+            }
+            switch compatibility {
+            case .transformers:
+                // Normalised added tokens are matched on normalised text, their content normalised alike.
+                let content = normalizeTokenizersBackend(Array(name.unicodeScalars)[...])
+                normalized.append(AddedTokenMatcher.Entry(scalars: content, id: ids[0], following: Array(ids.dropFirst())))
+            case .legacySlowTokenizer:
+                raw.append(AddedTokenMatcher.Entry(scalars: Array(name.unicodeScalars), id: ids[0], following: Array(ids.dropFirst())))
+            }
+            allIDs.append(ids)
+        }
+        copy.rawMatcher = AddedTokenMatcher(raw)
+        copy.normalizedMatcher = AddedTokenMatcher(normalized)
+        return (copy, allIDs)
+    }
 }
 
 func utf8Bytes(_ scalars: ArraySlice<Unicode.Scalar>) -> [UInt8] {

@@ -244,6 +244,8 @@ struct AddedTokenMatcher: Sendable {
     struct Entry: Sendable {
         var scalars: [Unicode.Scalar]
         var id: Int32
+        /// Ids emitted after `id` (a multi-vector textual-inversion token).
+        var following: [Int32] = []
     }
     let entries: [Entry]
     private let firstScalars: Set<Unicode.Scalar>
@@ -275,6 +277,7 @@ struct AddedTokenMatcher: Sendable {
             if let match = best {
                 if runStart < i { plain(text[runStart..<i]) }
                 token(match.id)
+                for id in match.following { token(id) }
                 i += match.scalars.count
                 runStart = i
             } else {

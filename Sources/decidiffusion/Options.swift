@@ -30,6 +30,11 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "LoRA keys that match no module of the model are warnings instead of errors.")
     var loraLenient = false
 
+    @Option(name: .customLong("embedding"), help: ArgumentHelp(
+        "A textual-inversion embedding to load, FILE[=TOKEN] (repeatable).",
+        discussion: ".safetensors with string_to_param.* or emb_params (token: the file name without extension, as A1111) or diffusers' learned_embeds.safetensors (token: its key); the token then works in prompts and negative prompts. Pickle .pt/.ckpt files are refused (they can run code): convert them to safetensors on a machine you trust."))
+    var embedding: [String] = []
+
     /// The checkpoint folder: --model, or the demo model next to the sources / executable.
     func resolveFolder() throws -> URL {
         if let model { return try CheckpointLayout.locate(model) }
@@ -65,6 +70,10 @@ struct ModelOptions: ParsableArguments {
         let loras = try LoRAReference.load(references, directory: loraDir.map { URL(fileURLWithPath: $0) }, lenient: loraLenient)
         let pipeline = try DiffusionPipeline(folder: folder, precision: precision, variant: variant, loras: loras)
         for w in loras?.warnings ?? [] { FileHandle.standardError.write("warning: \(w)\n") }
+        for e in embedding {
+            let parts = e.split(separator: "=", maxSplits: 1).map(String.init)
+            try pipeline.loadTextualInversion(path: parts[0], name: parts.count > 1 ? parts[1] : nil)
+        }
         if !quiet {
             var line = String(format: "loaded in %.2f s: %@", pipeline.loadSeconds, pipeline.layout.denoiser.rawValue)
             if !pipeline.layout.skipped.isEmpty { line += "; not run: " + pipeline.layout.skipped.joined(separator: ", ") }

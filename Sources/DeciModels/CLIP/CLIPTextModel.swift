@@ -81,29 +81,41 @@ public final class CLIPTextModel: Sendable {
     /// what other tools call "clip skip 2"); the skipped layers are not computed. No attention mask
     /// is applied, as in diffusers for CLIP text encoders: padding tokens take part in the causal
     /// attention like any other token.
-    public func callAsFunction(_ ids: [[Int32]], clipSkip: Int = 0) throws(CLIPTextInputError) -> Tensor {
+    ///
+    /// `extraEmbeddings` (`[n, hidden]`, textual-inversion vectors) are the rows of ids
+    /// `vocabSize ..< vocabSize + n`, as diffusers' `load_textual_inversion` appends them.
+    public func callAsFunction(_ ids: [[Int32]], clipSkip: Int = 0, extraEmbeddings: Tensor? = nil) throws(CLIPTextInputError) -> Tensor {
         guard clipSkip >= 0, clipSkip <= layers.count else {
             throw CLIPTextInputError("clipSkip \(clipSkip) is outside 0...\(layers.count) (the text encoder has \(layers.count) layers)")
         }
-        var h = try embed(ids)
+        var h = try embed(ids, extra: extraEmbeddings)
         for layer in layers.prefix(layers.count - clipSkip) { h = layer(h) }
         return final_layer_norm(h)
     }
 
     /// Token embedding plus position embedding, `[batch, tokens, hidden]`.
-    func embed(_ ids: [[Int32]]) throws(CLIPTextInputError) -> Tensor {
+    func embed(_ ids: [[Int32]], extra: Tensor? = nil) throws(CLIPTextInputError) -> Tensor {
         let batch = ids.count
         guard batch > 0, let tokens = ids.first?.count, tokens > 0 else { throw CLIPTextInputError("no token ids to encode") }
+        if let extra, extra.rank != 2 || extra.shape[1] != config.hiddenSize {
+            throw CLIPTextInputError("extra embeddings \(extra.shape): want [n, \(config.hiddenSize)]")
+        }
+        let vocabulary = config.vocabSize + (extra?.shape[0] ?? 0)
         guard tokens <= config.maxPositionEmbeddings else {
             throw CLIPTextInputError("\(tokens) tokens exceed max_position_embeddings \(config.maxPositionEmbeddings)")
         }
         for (b, row) in ids.enumerated() {
             guard row.count == tokens else { throw CLIPTextInputError("row \(b) has \(row.count) token ids, row 0 has \(tokens)") }
-            if let bad = row.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-                throw CLIPTextInputError("row \(b), position \(bad): token id \(row[bad]) is outside the vocabulary 0..<\(config.vocabSize)")
+            if let bad = row.firstIndex(where: { $0 < 0 || Int($0) >= vocabulary }) {
+                throw CLIPTextInputError("row \(b), position \(bad): token id \(row[bad]) is outside the vocabulary 0..<\(vocabulary)")
             }
         }
-        let tok = token_embedding(ids.flatMap { $0.map(Int.init) })
+        let flat = ids.flatMap { $0.map(Int.init) }
+        var tok = token_embedding(flat.map { $0 < config.vocabSize ? $0 : 0 })
+        if let extra {
+            let at = flat.indices.filter { flat[$0] >= config.vocabSize }
+            if !at.isEmpty { tok = Ops.replacingRows(tok, at: at, with: Ops.gatherRows(extra, at.map { flat[$0] - config.vocabSize })) }
+        }
         let pos = position_embedding(Array(0..<tokens))
         return Ops.addRepeating(tok, pos).reshaped([batch, tokens, config.hiddenSize])
     }
