@@ -6,6 +6,12 @@ import DeciTensor
 import Foundation
 
 extension DiffusionPipeline {
+    /// `path` or `path=TOKEN` (the CLI's `--embedding`).
+    public func loadTextualInversion(spec: String) throws {
+        let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+        try loadTextualInversion(path: parts.first ?? spec, name: parts.count > 1 ? parts[1] : nil)
+    }
+
     /// Loads the embedding at `path` (`.safetensors`: A1111 `string_to_param.*`, kohya `emb_params`,
     /// diffusers `{token: vectors}`); `name` overrides its token (A1111: the file name, diffusers:
     /// its key). Pickle files (`.pt`, `.ckpt`, `.bin`) are refused: loading them can run code.

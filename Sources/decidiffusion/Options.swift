@@ -70,10 +70,7 @@ struct ModelOptions: ParsableArguments {
         let loras = try LoRAReference.load(references, directory: loraDir.map { URL(fileURLWithPath: $0) }, lenient: loraLenient)
         let pipeline = try DiffusionPipeline(folder: folder, precision: precision, variant: variant, loras: loras)
         for w in loras?.warnings ?? [] { FileHandle.standardError.write("warning: \(w)\n") }
-        for e in embedding {
-            let parts = e.split(separator: "=", maxSplits: 1).map(String.init)
-            try pipeline.loadTextualInversion(path: parts[0], name: parts.count > 1 ? parts[1] : nil)
-        }
+        for e in embedding { try pipeline.loadTextualInversion(spec: e) }
         if !quiet {
             var line = String(format: "loaded in %.2f s: %@", pipeline.loadSeconds, pipeline.layout.denoiser.rawValue)
             if !pipeline.layout.skipped.isEmpty { line += "; not run: " + pipeline.layout.skipped.joined(separator: ", ") }

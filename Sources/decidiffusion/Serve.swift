@@ -60,6 +60,7 @@ struct Serve: ParsableCommand {
         // Requests pick LoRAs by name in --lora-dir; the models load bare and switch in place.
         if !model.lora.isEmpty { throw ValidationError("serve: name LoRAs per request (loras, or <lora:NAME:SCALE> tags) from --lora-dir instead of --lora") }
         configuration.loraDirectory = model.loraDir.map { URL(fileURLWithPath: $0) }
+        configuration.textualInversions = model.embedding
         configuration.resultLifetime = resultLifetime
         configuration.limits = GenerationLimits(maxPixelsPerImage: maxPixels, maxBatch: maxBatch)
         let metrics = ServerMetrics()

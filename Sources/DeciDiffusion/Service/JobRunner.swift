@@ -63,7 +63,10 @@ extension GenerationService {
         }
         let t0 = Date()
         let p: DiffusionPipeline
-        do { p = try DiffusionPipeline(folder: entry.folder, precision: catalog.precision, variant: catalog.variant) } catch {
+        do {
+            p = try DiffusionPipeline(folder: entry.folder, precision: catalog.precision, variant: catalog.variant)
+            for spec in configuration.textualInversions { try p.loadTextualInversion(spec: spec) }
+        } catch {
             throw CheckpointError("model \(entry.name): cannot load \(entry.folder.path): \(error)")
         }
         observer?.modelLoaded(name: entry.name, seconds: Date().timeIntervalSince(t0))

@@ -18,6 +18,9 @@ public struct ServiceConfiguration: Sendable {
     /// The folder requests pick LoRAs from, by file name without `.safetensors` (their `loras`, and
     /// A1111 `<lora:NAME:SCALE>` tags in the prompt, which are then removed); nil: requests name none.
     public var loraDirectory: URL?
+    /// Textual-inversion files (`path` or `path=TOKEN`) every model loads, so their tokens work in
+    /// every request's prompts.
+    public var textualInversions: [String] = []
 
     public init() {}
 }
