@@ -13,40 +13,47 @@ public protocol RewritableWeights: AnyObject, Sendable {
     func writeWeights(_ values: [Float]) throws(KernelError)
 }
 
-extension Linear: RewritableWeights {
-    public var weightCount: Int { inFeatures * outFeatures }
+/// The shim calls behind both layer kinds: the kernel (nil for a placeholder), its name, and the
+/// read / write entry points.
+private struct WeightAccess {
+    let handle: OpaquePointer?
+    let what: String
+    let count: Int
+    let read: (OpaquePointer, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<CChar>, Int32) -> Int32
+    let write: (OpaquePointer, UnsafePointer<Float>?, UnsafeMutablePointer<CChar>, Int32) -> Int32
 
-    public func readWeights() throws(KernelError) -> [Float] {
-        guard let handle else { throw KernelError("Linear(\(inFeatures)->\(outFeatures)) is a placeholder without weights") }
-        var out = [Float](repeating: 0, count: weightCount)
-        let (rc, msg) = out.withUnsafeMutableBufferPointer { b in withErrorBuffer { dd_linear_read_weights(handle, b.baseAddress, $0, $1) } }
+    func get() throws(KernelError) -> [Float] {
+        guard let handle else { throw KernelError("\(what) is a placeholder without weights") }
+        var out = [Float](repeating: 0, count: count)
+        let (rc, msg) = out.withUnsafeMutableBufferPointer { b in withErrorBuffer { read(handle, b.baseAddress, $0, $1) } }
         guard rc == 0 else { throw KernelError(msg) }
         return out
     }
 
-    public func writeWeights(_ values: [Float]) throws(KernelError) {
-        guard let handle else { throw KernelError("Linear(\(inFeatures)->\(outFeatures)) is a placeholder without weights") }
-        guard values.count == weightCount else { throw KernelError("linear weight has \(values.count) values, want \(outFeatures)x\(inFeatures)") }
-        let (rc, msg) = values.withUnsafeBufferPointer { b in withErrorBuffer { dd_linear_write_weights(handle, b.baseAddress, $0, $1) } }
+    func set(_ values: [Float]) throws(KernelError) {
+        guard let handle else { throw KernelError("\(what) is a placeholder without weights") }
+        guard values.count == count else { throw KernelError("\(what): \(values.count) weight values, want \(count)") }
+        let (rc, msg) = values.withUnsafeBufferPointer { b in withErrorBuffer { write(handle, b.baseAddress, $0, $1) } }
         guard rc == 0 else { throw KernelError(msg) }
     }
 }
 
+extension Linear: RewritableWeights {
+    public var weightCount: Int { inFeatures * outFeatures }
+    private var access: WeightAccess {
+        WeightAccess(handle: handle, what: "Linear(\(inFeatures)->\(outFeatures))", count: weightCount,
+                     read: dd_linear_read_weights, write: dd_linear_write_weights)
+    }
+    public func readWeights() throws(KernelError) -> [Float] { try access.get() }
+    public func writeWeights(_ values: [Float]) throws(KernelError) { try access.set(values) }
+}
+
 extension Conv2d: RewritableWeights {
     public var weightCount: Int { outChannels * inChannels * kernelSize.0 * kernelSize.1 }
-
-    public func readWeights() throws(KernelError) -> [Float] {
-        guard let handle else { throw KernelError("Conv2d(\(inChannels)->\(outChannels)) is a placeholder without weights") }
-        var out = [Float](repeating: 0, count: weightCount)
-        let (rc, msg) = out.withUnsafeMutableBufferPointer { b in withErrorBuffer { dd_conv_read_weights(handle, b.baseAddress, $0, $1) } }
-        guard rc == 0 else { throw KernelError(msg) }
-        return out
+    private var access: WeightAccess {
+        WeightAccess(handle: handle, what: "Conv2d(\(inChannels)->\(outChannels), \(kernelSize.0)x\(kernelSize.1))", count: weightCount,
+                     read: dd_conv_read_weights, write: dd_conv_write_weights)
     }
-
-    public func writeWeights(_ values: [Float]) throws(KernelError) {
-        guard let handle else { throw KernelError("Conv2d(\(inChannels)->\(outChannels)) is a placeholder without weights") }
-        guard values.count == weightCount else { throw KernelError("conv weight has \(values.count) values, want \(weightCount)") }
-        let (rc, msg) = values.withUnsafeBufferPointer { b in withErrorBuffer { dd_conv_write_weights(handle, b.baseAddress, $0, $1) } }
-        guard rc == 0 else { throw KernelError(msg) }
-    }
+    public func readWeights() throws(KernelError) -> [Float] { try access.get() }
+    public func writeWeights(_ values: [Float]) throws(KernelError) { try access.set(values) }
 }

@@ -31,6 +31,19 @@ func fixtureWeightValues(key: String, shape: [Int]) -> [Float] {
     return out
 }
 
+/// The cases of a fixture's `cases.json` (an object keyed by case name), each given its name,
+/// sorted by name; empty when the file is missing or unreadable (each suite's `casesArePresent`
+/// test then fails).
+func namedFixtureCases<T: Decodable>(_ relative: String, naming: (inout T, String) -> Void) -> [T] {
+    guard let data = try? Data(contentsOf: FixturePaths.url(relative)),
+          let dict = try? JSONDecoder().decode([String: T].self, from: data) else { return [] }
+    return dict.sorted { $0.key < $1.key }.map { entry in
+        var c = entry.value
+        naming(&c, entry.key)
+        return c
+    }
+}
+
 struct FixtureError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }

@@ -29,11 +29,7 @@ struct PromptWeightingCase: Decodable, Sendable, CustomStringConvertible {
         case guidanceRescale = "guidance_rescale", clipSkip = "clip_skip", padCondUncond = "pad_cond_uncond"
     }
 
-    static let all: [PromptWeightingCase] = {
-        guard let data = try? Data(contentsOf: FixturePaths.url("prompts/cases.json")),
-              let dict = try? JSONDecoder().decode([String: PromptWeightingCase].self, from: data) else { return [] }
-        return dict.map { var c = $0.value; c.name = $0.key; return c }.sorted { $0.name < $1.name }
-    }()
+    static let all: [PromptWeightingCase] = namedFixtureCases("prompts/cases.json") { $0.name = $1 }
 
     var request: GenerationRequest {
         var r = GenerationRequest(prompts: prompts, negativePrompts: negativePrompts)

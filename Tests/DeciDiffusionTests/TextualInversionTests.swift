@@ -21,11 +21,7 @@ struct TICase: Decodable, Sendable, CustomStringConvertible {
     enum CodingKeys: String, CodingKey { case prompts, negative_prompts, steps, seed, guidance_scale, guidance_rescale, token_ids }
 
     static let root = FixturePaths.url("ti")
-    static let all: [TICase] = {
-        guard let data = try? Data(contentsOf: root.appendingPathComponent("cases.json")),
-              let dict = try? JSONDecoder().decode([String: TICase].self, from: data) else { return [] }
-        return dict.map { var c = $0.value; c.name = $0.key; return c }.sorted { $0.name < $1.name }
-    }()
+    static let all: [TICase] = namedFixtureCases("ti/cases.json") { $0.name = $1 }
 
     var request: GenerationRequest {
         var r = GenerationRequest(prompts: prompts, negativePrompts: negative_prompts)
