@@ -46,7 +46,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         APIError(.contentTooLarge, code: "payload_too_large", "the request body is over the limit of \(limit) bytes (--max-body-mb)")
     }
 
-    static let unauthorized = APIError(.unauthorized, code: "unauthorized", "missing or wrong API key: send Authorization: Bearer <key>",
+    static let unauthorized = APIError(.unauthorized, code: "unauthorized", "missing or wrong API key: send Authorization: Bearer <key> (or HTTP Basic with the key as password)",
                                        headers: [.wwwAuthenticate: "Bearer realm=\"decidiffusion\""])
 
     /// What the service's refusal means over HTTP.
