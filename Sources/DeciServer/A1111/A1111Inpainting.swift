@@ -18,8 +18,11 @@ struct GrayImage: Equatable {
     /// A1111's `create_binary_mask`: a mask with a non-opaque alpha channel is that alpha
     /// (binarised at 128 when `round`); otherwise the luminance (ITU-R 601-2, as Pillow's "L").
     static func mask(from decoded: DecodedImage, round: Bool) -> GrayImage {
-        let img = decoded.image
-        if let alpha = decoded.alpha, alpha.contains(where: { $0 != 255 }) {
+        mask(image: decoded.image, alpha: decoded.alpha, round: round)
+    }
+
+    static func mask(image img: RGBImage, alpha: [UInt8]?, round: Bool) -> GrayImage {
+        if let alpha, alpha.contains(where: { $0 != 255 }) {
             return GrayImage(width: img.width, height: img.height, pixels: round ? alpha.map { $0 > 128 ? 255 : 0 } : alpha)
         }
         var out = [UInt8](repeating: 0, count: img.width * img.height)
