@@ -51,6 +51,7 @@ trap stop_server EXIT
 
 start_server --queue-size 8
 "$py" tools/e2e/cli_parity.py --url "$url" --bin "$bin"
+"$py" tools/e2e/webuiapi_client_test.py --url "$url" --bin "$bin"
 "$py" tools/e2e/web_page_test.py --url "$url" --screenshot "$screenshot"
 "$py" tools/e2e/web_page_test.py --url "$url" --width 390
 "$py" tools/e2e/load_test.py --url "$url" --pid "$pid" --clients 16 --submissions 200

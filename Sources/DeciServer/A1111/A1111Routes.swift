@@ -66,7 +66,8 @@ struct A1111Routes {
         defer { state.end(call) }
         // A client that gives up (SillyTavern, a timed-out script) leaves no work behind.
         let service = self.service
-        context.channel.closeFuture.whenComplete { _ in for id in ids { _ = try? service.cancel(id) } }
+        let submitted = ids
+        SynchronousJob.onDisconnect(context) { for id in submitted { _ = try? service.cancel(id) } }
 
         var finals: [JobSnapshot] = []
         for (i, id) in ids.enumerated() {
