@@ -104,7 +104,7 @@ enum OpenAPIDocument {
             "summary": "Server-Sent Events: the current state, then every change up to the final event",
             "description": "Events: `queued` {position}; `started` (Job); `progress` (Progress); then one of `done`, `failed`, `cancelled` (Job), after which the stream ends. A client that disconnects does not affect the job.",
             "responses": {
-              "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+              "200": {"description": "An event stream (see the description for the events)", "content": {"text/event-stream": {}}},
               "401": {"$ref": "#/components/responses/Unauthorized"},
               "404": {"$ref": "#/components/responses/NotFound"},
               "410": {"$ref": "#/components/responses/Gone"}

@@ -56,4 +56,10 @@ start_server --queue-size 8
 "$py" tools/e2e/web_page_test.py --url "$url" --width 390
 "$py" tools/e2e/load_test.py --url "$url" --pid "$pid" --clients 16 --submissions 200
 stop_server
+# The OpenAPI document against the server: no 5xx on generated requests, answers as documented.
+# Small limits keep the generated generation requests cheap.
+start_server --queue-size 4 --max-pixels 16384 --max-batch 2
+"$venv/bin/schemathesis" run "$url/openapi.json" --checks not_a_server_error,response_schema_conformance,status_code_conformance \
+    --max-examples 25 --phases coverage,fuzzing -w 1 --request-timeout 60 --no-color
+stop_server
 echo "e2e: ok (screenshot: $screenshot)"
