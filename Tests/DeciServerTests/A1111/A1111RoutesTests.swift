@@ -225,6 +225,46 @@ final class A1111RoutesTests: XCTestCase {
         }
     }
 
+    func testTheCheckpointSwitchesByOptionsOrPerCall() async throws {
+        try await F.withServer(catalog: try F.twoModels()) { client, service in
+            let options = try Self.ok(try await client.execute(uri: "/sdapi/v1/options", method: .get))
+            XCTAssertTrue((options["sd_model_checkpoint"] as? String ?? "").hasPrefix("alpha ["))
+            let listed = try await client.execute(uri: "/sdapi/v1/sd-models", method: .get)
+            let titles = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(listed.body.readableBytesView)) as? [[String: Any]]).compactMap { $0["title"] as? String }
+            XCTAssertEqual(titles.count, 2)
+            let beta = try XCTUnwrap(titles.first { $0.hasPrefix("beta [") })
+            func modelOfCall(_ extra: [String: Any] = [:]) async throws -> String? {
+                let r = try Self.ok(try await Self.post(client, "txt2img", ["prompt": "x", "steps": 2, "width": 64, "height": 64].merging(extra) { $1 }))
+                return try Self.info(r)["sd_model_name"] as? String
+            }
+            let viaOverride = try await modelOfCall(["override_settings": ["sd_model_checkpoint": beta]])
+            XCTAssertEqual(viaOverride, "beta", "per call")
+            let stillAlpha = try await modelOfCall()
+            XCTAssertEqual(stillAlpha, "alpha", "an override does not stick")
+            let set = try await client.execute(uri: "/sdapi/v1/options", method: .post, body: F.jsonBody(["sd_model_checkpoint": beta]))
+            XCTAssertEqual(set.status, .ok, String(buffer: set.body))
+            XCTAssertTrue(service.health.models.contains { $0.name == "beta" && $0.loaded }, "loaded by the switch")
+            let now = try await modelOfCall()
+            XCTAssertEqual(now, "beta")
+            // By model name alone, as some clients send it.
+            _ = try await client.execute(uri: "/sdapi/v1/options", method: .post, body: F.jsonBody(["sd_model_checkpoint": "alpha"]))
+            let back = try await modelOfCall()
+            XCTAssertEqual(back, "alpha")
+        }
+    }
+
+    func testAFullQueueIs429WithRetryAfter() async throws {
+        try await F.withServer(configure: { $0.queueSize = 2 }) { client, service in
+            let long = try service.submit(JobSpec(request: { var r = GenerationRequest(prompt: "x"); r.steps = 1000; return r }(), seed: 1))
+            let response = try await Self.post(client, "txt2img", ["prompt": "x", "steps": 2, "width": 64, "height": 64, "n_iter": 3])
+            XCTAssertEqual(response.status, .tooManyRequests, "three images do not fit a queue of two")
+            XCTAssertNotNil(response.headers[.retryAfter])
+            XCTAssertEqual(try F.object(response)["error"] as? String, "QueueFull")
+            XCTAssertEqual(service.health.queueDepth, 0, "the images already queued were taken back")
+            _ = try service.cancel(long.id)
+        }
+    }
+
     func testPNGInfoReadsTheInfotext() async throws {
         try await F.withServer { client, _ in
             let r = try Self.ok(try await Self.post(client, "txt2img", ["prompt": "a cat", "steps": 2, "width": 64, "height": 64, "seed": 4]))
