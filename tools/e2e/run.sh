@@ -56,6 +56,10 @@ start_server --queue-size 8
 "$py" tools/e2e/web_page_test.py --url "$url" --width 390
 "$py" tools/e2e/load_test.py --url "$url" --pid "$pid" --clients 16 --submissions 200
 stop_server
+# With a key: the page asks for it, then works with it (Bearer from the browser).
+start_server --api-key e2e-key
+"$py" tools/e2e/web_page_test.py --url "$url" --width 390 --api-key e2e-key
+stop_server
 # The OpenAPI document against the server: no 5xx on generated requests, answers as documented.
 # Small limits keep the generated generation requests cheap.
 start_server --queue-size 4 --max-pixels 16384 --max-batch 2
