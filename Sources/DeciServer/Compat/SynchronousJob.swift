@@ -12,12 +12,19 @@ enum SynchronousJob {
     /// caller can make it the target of interrupt / skip / progress).
     static func run(_ spec: JobSpec, service: GenerationService, context: DeciRequestContext,
                     submitted: (JobSnapshot) -> Void = { _ in }) async throws(ServiceError) -> JobSnapshot {
-        let job = try service.submit(spec)
+        let job = try start(spec, service: service, context: context)
         submitted(job)
+        return try await service.waitUntilFinished(job.id)
+    }
+
+    /// Submits `spec` and ties the job to the client's connection (cancelled when it closes), for
+    /// callers that follow the job's events themselves (a streamed answer) instead of waiting.
+    static func start(_ spec: JobSpec, service: GenerationService, context: DeciRequestContext) throws(ServiceError) -> JobSnapshot {
+        let job = try service.submit(spec)
         let id = job.id
         // Fires on close; for a keep-alive connection that outlives the job, cancelling a finished
         // job is a no-op.
         context.channel.closeFuture.whenComplete { _ in _ = try? service.cancel(id) }
-        return try await service.waitUntilFinished(id)
+        return job
     }
 }
