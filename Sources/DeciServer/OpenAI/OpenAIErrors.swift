@@ -54,7 +54,8 @@ enum OpenAIErrors {
         }
     }
 
-    static let shouldRetry = HTTPField.Name("x-should-retry")!
+    /// (`HTTPField` itself is not re-exported by Hummingbird; its collection's element type is it.)
+    static let shouldRetry = HTTPFields.Element.Name("x-should-retry")!
 
     static func response(for error: APIError) throws -> Response {
         var headers = error.headers

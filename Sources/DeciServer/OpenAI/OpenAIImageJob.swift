@@ -40,7 +40,7 @@ struct OpenAIImageJob {
         let data: [OpenAIImagesResponseJSON.Item]
         switch options.responseFormat {
         case .b64JSON:
-            data = try images.map { .init(b64JSON: try encoded($0)) }
+            data = try images.map { (image) throws(APIError) in .init(b64JSON: try encoded(image)) }
         case .url:
             data = images.indices.map { .init(url: baseURL + JobRoutes.imagePath(final.id, index: $0)) }
         }
@@ -72,15 +72,7 @@ struct OpenAIImageJob {
                                                        format: options.outputFormat.rawValue, size: Self.size(job, preview: preview)).frame]
                     sent += 1
                 case let .succeeded(s), let .failed(s), let .cancelled(s):
-                    do {
-                        let size = Self.size(s)
-                        frames = try finishedImages(s).map {
-                            OpenAIImageEvent.completed(kind.rawValue, b64: try encoded($0), created: Self.now,
-                                                       format: options.outputFormat.rawValue, size: size).frame
-                        }
-                    } catch {
-                        frames = [OpenAIImageEvent.errorFrame(error)]
-                    }
+                    frames = completedFrames(s)
                 default:
                     continue
                 }
@@ -92,6 +84,19 @@ struct OpenAIImageJob {
     }
 
     // MARK: - Helpers
+
+    /// One `completed` event per image of a finished job, or the `error` event that says why there are none.
+    func completedFrames(_ job: JobSnapshot) -> [String] {
+        do {
+            let size = Self.size(job)
+            return try finishedImages(job).map { (image) throws(APIError) in
+                OpenAIImageEvent.completed(kind.rawValue, b64: try encoded(image), created: Self.now,
+                                           format: options.outputFormat.rawValue, size: size).frame
+            }
+        } catch {
+            return [OpenAIImageEvent.errorFrame(error)]
+        }
+    }
 
     /// The images of a finished job, or the error that explains why there are none.
     func finishedImages(_ job: JobSnapshot) throws(APIError) -> [JobImage] {

@@ -37,7 +37,9 @@ struct OpenAIRoutes {
 
     @Sendable func model(_ request: Request, context: DeciRequestContext) async throws -> Response {
         let name = context.parameters.get("id") ?? ""
-        do { return try json(OpenAIModelJSON(service.catalog.entry(named: name))) } catch { throw APIError(openAI: error) }
+        let entry: ModelCatalog.Entry
+        do { entry = try service.catalog.entry(named: name) } catch { throw APIError(openAI: error) }
+        return try json(OpenAIModelJSON(entry))
     }
 
     // MARK: - Helpers
@@ -55,11 +57,13 @@ struct OpenAIRoutes {
         }
     }
 
+    static let forwardedProto = HTTPFields.Element.Name("X-Forwarded-Proto")!
+
     /// `scheme://host` as the client addressed this server, for `url` answers (behind a proxy, from
     /// X-Forwarded-Proto); empty when the request named no host, which leaves a relative URL.
     static func baseURL(_ request: Request) -> String {
-        guard let host = request.head.authority ?? request.headers[.host], !host.isEmpty else { return "" }
-        let forwarded = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.split(separator: ",").first
+        guard let host = request.head.authority, !host.isEmpty else { return "" }
+        let forwarded = request.headers[Self.forwardedProto]?.split(separator: ",").first
             .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         let scheme = forwarded.flatMap { ["http", "https"].contains($0) ? $0 : nil } ?? "http"
         return "\(scheme)://\(host)"

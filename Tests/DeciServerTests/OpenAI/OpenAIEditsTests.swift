@@ -15,30 +15,30 @@ final class OpenAIEditsTests: XCTestCase {
 
     static let side = 64
 
-    func picturePNG() throws -> [UInt8] { try ImageFile.encodePNG(O.picture(width: Self.side, height: Self.side)) }
+    static func picturePNG() throws -> [UInt8] { try ImageFile.encodePNG(O.picture(width: Self.side, height: Self.side)) }
 
     /// Alpha 0 on the left half: OpenAI's "edit here".
-    func leftHalfMask() throws -> [UInt8] { try O.rgbaPNG(width: Self.side, height: Self.side) { x, _ in x < Self.side / 2 ? 0 : 255 } }
+    static func leftHalfMask() throws -> [UInt8] { try O.rgbaPNG(width: Self.side, height: Self.side) { x, _ in x < Self.side / 2 ? 0 : 255 } }
 
     /// The mask as the library takes it: white (repaint) where OpenAI's alpha is 0.
-    func libraryMask() throws -> RGBImage {
+    static func libraryMask() throws -> RGBImage {
         try RGBImage(gray: (0..<(Self.side * Self.side)).map { $0 % Self.side < Self.side / 2 ? 255 : 0 }, width: Self.side, height: Self.side)
     }
 
     func testAnRGBAMaskInpaintsWhereAlphaIsZero() async throws {
         try await F.withServer { client, _ in
             let response = try await O.edit(client, [("prompt", "a cat"), ("seed", "21"), ("steps", "4"), ("n", "1")],
-                                            files: [.init(name: "image", filename: "in.png", bytes: try picturePNG()),
-                                                    .init(name: "mask", filename: "mask.png", bytes: try leftHalfMask())])
+                                            files: [.init(name: "image", filename: "in.png", bytes: try Self.picturePNG()),
+                                                    .init(name: "mask", filename: "mask.png", bytes: try Self.leftHalfMask())])
             let served = try XCTUnwrap(O.images(response).first)
             var request = GenerationRequest(prompt: "a cat")
             (request.seed, request.steps, request.strength) = (21, 4, 1.0)
             request.initImage = try O.picture(width: Self.side, height: Self.side)
-            request.mask = try libraryMask()
+            request.mask = try Self.libraryMask()
             let (direct, pipeline) = try O.direct(request)
             XCTAssertEqual(served, try direct.pngData(forImage: 0, model: pipeline.modelName))
             // The opposite convention (white = repaint on the opaque half) would give another image.
-            request.mask = try RGBImage(gray: try libraryMask().pixels.enumerated().compactMap { $0.offset % 3 == 0 ? 255 - $0.element : nil },
+            request.mask = try RGBImage(gray: try Self.libraryMask().pixels.enumerated().compactMap { $0.offset % 3 == 0 ? 255 - $0.element : nil },
                                         width: Self.side, height: Self.side)
             let inverted = try pipeline.generate(request)
             XCTAssertNotEqual(served, try inverted.pngData(forImage: 0, model: pipeline.modelName))
@@ -53,7 +53,7 @@ final class OpenAIEditsTests: XCTestCase {
             for strength in [nil, 0.5] as [Double?] {
                 var fields = [("prompt", "a fox"), ("seed", "4"), ("steps", "4")]
                 if let strength { fields.append(("strength", "\(strength)")) }
-                let response = try await O.edit(client, fields, files: [.init(name: "image", filename: "in.png", bytes: try picturePNG())])
+                let response = try await O.edit(client, fields, files: [.init(name: "image", filename: "in.png", bytes: try Self.picturePNG())])
                 request.strength = strength ?? OpenAIEditRequest.defaultImageToImageStrength
                 let (direct, pipeline) = try O.direct(request)
                 XCTAssertEqual(try O.images(response).first, try direct.pngData(forImage: 0, model: pipeline.modelName), "strength \(strength ?? 0.75)")
@@ -66,7 +66,7 @@ final class OpenAIEditsTests: XCTestCase {
     /// its mask when no mask is sent.
     func testImageArrayUsesTheFirstAndTransparencyIsTheMask() async throws {
         try await F.withServer { client, _ in
-            let transparent = try leftHalfMask()
+            let transparent = try Self.leftHalfMask()
             let other = try ImageFile.encodePNG(RGBImage(width: 32, height: 32, red: 9))
             let response = try await O.edit(client, [("prompt", "a cat"), ("seed", "21"), ("steps", "4")],
                                             files: [.init(name: "image[]", filename: "a.png", bytes: transparent),
@@ -76,7 +76,7 @@ final class OpenAIEditsTests: XCTestCase {
             var request = GenerationRequest(prompt: "a cat")
             (request.seed, request.steps, request.strength) = (21, 4, 1.0)
             request.initImage = try ImageFile.decode(transparent).image
-            request.mask = try libraryMask()
+            request.mask = try Self.libraryMask()
             let (direct, pipeline) = try O.direct(request)
             XCTAssertEqual(served, try direct.pngData(forImage: 0, model: pipeline.modelName))
         }
@@ -84,7 +84,7 @@ final class OpenAIEditsTests: XCTestCase {
 
     func testBadFormsAndMasksAre400sThatSayWhy() async throws {
         try await F.withServer { client, _ in
-            let image = O.FilePart(name: "image", filename: "in.png", bytes: try picturePNG())
+            let image = O.FilePart(name: "image", filename: "in.png", bytes: try Self.picturePNG())
             let opaqueMask = O.FilePart(name: "mask", filename: "m.png", bytes: try ImageFile.encodePNG(RGBImage(width: Self.side, height: Self.side)))
             let smallMask = O.FilePart(name: "mask", filename: "m.png", bytes: try O.rgbaPNG(width: 32, height: 32) { _, _ in 0 })
             let cases: [([(String, String)], [O.FilePart], String, String)] = [
