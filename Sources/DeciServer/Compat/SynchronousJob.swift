@@ -12,19 +12,21 @@ enum SynchronousJob {
     /// caller can make it the target of interrupt / skip / progress).
     static func run(_ spec: JobSpec, service: GenerationService, context: DeciRequestContext,
                     submitted: (JobSnapshot) -> Void = { _ in }) async throws(ServiceError) -> JobSnapshot {
-        let job = try start(spec, service: service, context: context)
+        let (job, watcher) = try start(spec, service: service, context: context)
+        defer { watcher.stop() }
         submitted(job)
         return try await service.waitUntilFinished(job.id)
     }
 
-    /// Submits `spec` and ties the job to the client's connection (cancelled when it closes), for
-    /// callers that follow the job's events themselves (a streamed answer) instead of waiting.
-    static func start(_ spec: JobSpec, service: GenerationService, context: DeciRequestContext) throws(ServiceError) -> JobSnapshot {
+    /// Submits `spec` and ties the job to the client's connection (cancelled when the client goes
+    /// away), for callers that follow the job's events themselves (a streamed answer) instead of
+    /// waiting; they stop the watcher once the answer is complete.
+    static func start(_ spec: JobSpec, service: GenerationService,
+                      context: DeciRequestContext) throws(ServiceError) -> (job: JobSnapshot, watcher: ClientDisconnectWatcher) {
         let job = try service.submit(spec)
         let id = job.id
-        // Fires on close; for a keep-alive connection that outlives the job, cancelling a finished
-        // job is a no-op.
-        context.channel.closeFuture.whenComplete { _ in _ = try? service.cancel(id) }
-        return job
+        // Cancelling a job that has finished meanwhile is a no-op.
+        let watcher = ClientDisconnectWatcher(channel: context.channel) { _ = try? service.cancel(id) }
+        return (job, watcher)
     }
 }

@@ -54,13 +54,15 @@ struct OpenAIImageJob {
     /// once the 200 is out, a failure is an `error` event.
     func stream(context: DeciRequestContext) throws(APIError) -> Response {
         let job: JobSnapshot
+        let watcher: ClientDisconnectWatcher
         let events: AsyncStream<JobEvent>
         do {
-            job = try SynchronousJob.start(spec, service: service, context: context)
+            (job, watcher) = try SynchronousJob.start(spec, service: service, context: context)
             events = try service.events(job.id)
         } catch { throw APIError(openAI: error) }
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { watcher.stop() }
             var sent = 0
             for await event in events {
                 let frames: [String]
@@ -76,7 +78,7 @@ struct OpenAIImageJob {
                 default:
                     continue
                 }
-                // A client that went away makes `write` throw; the closed connection cancels the job.
+                // A client that went away makes `write` throw; the watcher has cancelled the job by then.
                 for frame in frames { try await writer.write(ByteBuffer(string: frame)) }
             }
             try await writer.finish(nil)
