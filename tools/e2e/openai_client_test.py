@@ -20,6 +20,8 @@ import openai
 from openai import OpenAI
 from PIL import Image
 
+from cli_parity import call
+
 
 def fail(message):
     sys.exit(f"openai client: {message}")
@@ -36,20 +38,13 @@ def png_pixels(data):
 
 
 def healthz(url):
-    return json.loads(call(url + "/healthz"))
-
-
-def call(url, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
-    with urllib.request.urlopen(request, timeout=60) as r:
-        return r.read()
+    return json.loads(call("GET", url + "/healthz"))
 
 
 def wait_for(url, poll_url):
     deadline = time.time() + 60
     while True:
-        job = json.loads(call(url + poll_url))
+        job = json.loads(call("GET", url + poll_url))
         if job["status"] in ("succeeded", "failed", "cancelled"):
             check(job["status"] == "succeeded", f"native job {job['id']}: {job['status']} {job['error']}")
             return job
@@ -123,10 +118,10 @@ def main():
     white_left.paste((255, 255, 255), (0, 0, width // 2, height))
     native_mask = io.BytesIO()
     white_left.save(native_mask, format="PNG")
-    job = json.loads(call(args.url + "/v1/jobs", {
+    job = json.loads(call("POST", args.url + "/v1/jobs", {
         "prompt": "a cat", "seed": 5, "steps": 4, "strength": 1.0,
         "init_image": base64.b64encode(picture.getvalue()).decode(), "mask": base64.b64encode(native_mask.getvalue()).decode()}))
-    check(call(args.url + wait_for(args.url, job["poll_url"])["images"][0]) == edited_png,
+    check(call("GET", args.url + wait_for(args.url, job["poll_url"])["images"][0]) == edited_png,
           "images.edit with an RGBA mask differs from the native inpainting job with the inverted (white = repaint) mask")
     listed = client.images.edit(image=[("a.png", picture.getvalue(), "image/png"), ("b.png", picture.getvalue(), "image/png")],
                                 prompt="a cat", extra_body={"seed": 5, "steps": 4, "strength": 0.5})

@@ -1,5 +1,15 @@
 // The OpenAI Images routes in the served OpenAPI document (a fragment merged by OpenAPIDocument).
 extension OpenAPIDocument {
+    /// The errors both image routes answer with besides their 400 (interpolated into `openAI`).
+    static let imageErrors = #"""
+              "401": {"description": "Missing or wrong API key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
+              "404": {"description": "Unknown model (code model_not_found)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
+              "413": {"description": "Body over --max-body-mb", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
+              "429": {"description": "The queue is full; Retry-After says when to try again", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
+              "500": {"description": "The generation failed (x-should-retry: false: it would fail again)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
+              "503": {"description": "Shutting down, or the job was cancelled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}}
+    """#
+
     static let openAI = #"""
     {
       "paths": {
@@ -19,12 +29,7 @@ extension OpenAPIDocument {
                 }
               },
               "400": {"description": "A field is missing, of the wrong type or out of range (param names it)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "401": {"description": "Missing or wrong API key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "404": {"description": "Unknown model (code model_not_found)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "413": {"description": "Body over --max-body-mb", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "429": {"description": "The queue is full; Retry-After says when to try again", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "500": {"description": "The generation failed (x-should-retry: false: it would fail again)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "503": {"description": "Shutting down, or the job was cancelled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}}
+              \#(imageErrors)
             }
           }
         },
@@ -44,12 +49,7 @@ extension OpenAPIDocument {
                 }
               },
               "400": {"description": "A field or file is missing or invalid (a mask without alpha, of another size, a body that is not multipart)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "401": {"description": "Missing or wrong API key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "404": {"description": "Unknown model (code model_not_found)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "413": {"description": "Body over --max-body-mb", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "429": {"description": "The queue is full", "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "500": {"description": "The generation failed", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
-              "503": {"description": "Shutting down, or the job was cancelled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}}
+              \#(imageErrors)
             }
           }
         },
