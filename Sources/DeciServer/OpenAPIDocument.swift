@@ -7,7 +7,7 @@ import Foundation
 enum OpenAPIDocument {
     /// Fragments of the compatibility APIs: JSON objects with `paths` and optionally
     /// `components.schemas`, merged into the native document.
-    static let fragments: [String] = [A1111OpenAPI.fragment]
+    static let fragments: [String] = [openAI, A1111OpenAPI.fragment]
 
     /// The whole document, merged once.
     static let json: String = merge(native, fragments)

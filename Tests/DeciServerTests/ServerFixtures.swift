@@ -14,7 +14,7 @@ import XCTest
 enum ServerFixtures {
     static let demoFolder = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Models/demo")
 
-    static func withServer(settings: ServerSettings = ServerSettings(logRequests: false),
+    static func withServer(settings: ServerSettings = ServerSettings(logRequests: false), testing: TestingSetup = .router,
                            catalog: ModelCatalog? = nil,
                            configure: (inout ServiceConfiguration) -> Void = { _ in },
                            _ body: @Sendable (any TestClientProtocol, GenerationService) async throws -> Void) async throws {
@@ -27,7 +27,7 @@ enum ServerFixtures {
         var logger = Logger(label: "test")
         logger.logLevel = .error
         let app = buildApplication(service: service, settings: settings, metrics: metrics, logger: logger)
-        try await app.test(.router) { client in try await body(client, service) }
+        try await app.test(testing) { client in try await body(client, service) }
     }
 
     /// A models directory holding the demo model twice, as `alpha` and `beta` (symbolic links).

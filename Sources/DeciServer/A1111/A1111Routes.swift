@@ -67,7 +67,8 @@ struct A1111Routes {
         // A client that gives up (SillyTavern, a timed-out script) leaves no work behind.
         let service = self.service
         let submitted = ids
-        SynchronousJob.onDisconnect(context) { for id in submitted { _ = try? service.cancel(id) } }
+        let watcher = ClientDisconnectWatcher(channel: context.channel) { for id in submitted { _ = try? service.cancel(id) } }
+        defer { watcher.stop() }
 
         var finals: [JobSnapshot] = []
         for (i, id) in ids.enumerated() {

@@ -8,56 +8,25 @@ import NIOCore
 
 enum SynchronousJob {
     /// Submits `spec`, waits for it to finish and returns the final state; cancels the job when the
-    /// client's connection goes away first. `submitted` sees the job as soon as it is queued.
+    /// client's connection closes first. `submitted` sees the job as soon as it is queued (so the
+    /// caller can make it the target of interrupt / skip / progress).
     static func run(_ spec: JobSpec, service: GenerationService, context: DeciRequestContext,
                     submitted: (JobSnapshot) -> Void = { _ in }) async throws(ServiceError) -> JobSnapshot {
-        let job = try service.submit(spec)
+        let (job, watcher) = try start(spec, service: service, context: context)
+        defer { watcher.stop() }
         submitted(job)
+        return try await service.waitUntilFinished(job.id)
+    }
+
+    /// Submits `spec` and ties the job to the client's connection (cancelled when the client goes
+    /// away), for callers that follow the job's events themselves (a streamed answer) instead of
+    /// waiting; they stop the watcher once the answer is complete.
+    static func start(_ spec: JobSpec, service: GenerationService,
+                      context: DeciRequestContext) throws(ServiceError) -> (job: JobSnapshot, watcher: ClientDisconnectWatcher) {
+        let job = try service.submit(spec)
         let id = job.id
-        // For a keep-alive connection that outlives the job, cancelling a finished job is a no-op.
-        onDisconnect(context) { _ = try? service.cancel(id) }
-        return try await service.waitUntilFinished(id)
-    }
-
-    /// Calls `gone` once when the client closes its side of the connection. The server allows
-    /// half-closure (a client may shut down writing and still read the answer), so the channel
-    /// itself stays open while a handler runs: watch for the end of input as well as for the close.
-    static func onDisconnect(_ context: DeciRequestContext, _ gone: @escaping @Sendable () -> Void) {
-        let channel = context.channel
-        let once = Once(gone)
-        channel.closeFuture.whenComplete { _ in once.fire() }
-        channel.eventLoop.execute {
-            try? channel.pipeline.syncOperations.addHandler(PeerGoneHandler(once), position: .first)
-        }
-    }
-}
-
-/// Runs its action at most once, from whichever event comes first.
-final class Once: @unchecked Sendable {
-    private let lock = NSLock()
-    private var action: (@Sendable () -> Void)?
-    init(_ action: @escaping @Sendable () -> Void) { self.action = action }
-    func fire() {
-        let a: (@Sendable () -> Void)? = lock.withLock { defer { action = nil }; return action }
-        a?()
-    }
-}
-
-/// Sees the client's end of input or the connection going inactive, passing everything on.
-final class PeerGoneHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    let once: Once
-    init(_ once: Once) { self.once = once }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event { once.fire() }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        once.fire()
-        context.fireChannelInactive()
+        // Cancelling a job that has finished meanwhile is a no-op.
+        let watcher = ClientDisconnectWatcher(channel: context.channel) { _ = try? service.cancel(id) }
+        return (job, watcher)
     }
 }
