@@ -62,6 +62,22 @@ final class OpenAIEditsTests: XCTestCase {
         }
     }
 
+    /// `size` sets the output size (the image and mask are resized to it); without it the output
+    /// has the image's size.
+    func testSizeResizesTheEditAndAbsentKeepsTheImagesSize() async throws {
+        try await F.withServer { client, service in
+            let m = try XCTUnwrap(service.loadedPipeline()).imageSizeMultiple
+            let files: [O.FilePart] = [.init(name: "image", filename: "in.png", bytes: try Self.picturePNG()),
+                                       .init(name: "mask", filename: "mask.png", bytes: try Self.leftHalfMask())]
+            let resized = try await O.edit(client, [("prompt", "x"), ("steps", "2"), ("size", "\(2 * m)x\(m)")], files: files)
+            let image = try ImageFile.decode(try XCTUnwrap(O.images(resized).first)).image
+            XCTAssertEqual([image.width, image.height], [2 * m, m])
+            XCTAssertEqual(try F.object(resized)["size"] as? String, "\(2 * m)x\(m)")
+            let kept = try await O.edit(client, [("prompt", "x"), ("steps", "2")], files: files)
+            XCTAssertEqual(try F.object(kept)["size"] as? String, "\(Self.side)x\(Self.side)")
+        }
+    }
+
     /// `image[]` parts (the client's list form): the first is edited; an image's own transparency is
     /// its mask when no mask is sent.
     func testImageArrayUsesTheFirstAndTransparencyIsTheMask() async throws {
