@@ -25,7 +25,7 @@ extension OpenAPIDocument {
                 "description": "The images, or with stream: true a text/event-stream of partial_image events then one completed event per image",
                 "content": {
                   "application/json": {"schema": {"$ref": "#/components/schemas/OpenAIImagesResponse"}},
-                  "text/event-stream": {"schema": {"$ref": "#/components/schemas/OpenAIImageStreamEvent"}}
+                  "text/event-stream": {"x-event-data": {"$ref": "#/components/schemas/OpenAIImageStreamEvent"}}
                 }
               },
               "400": {"description": "A field is missing, of the wrong type or out of range (param names it)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
@@ -45,7 +45,7 @@ extension OpenAPIDocument {
                 "description": "The images, or with stream: true a text/event-stream of image_edit events",
                 "content": {
                   "application/json": {"schema": {"$ref": "#/components/schemas/OpenAIImagesResponse"}},
-                  "text/event-stream": {"schema": {"$ref": "#/components/schemas/OpenAIImageStreamEvent"}}
+                  "text/event-stream": {"x-event-data": {"$ref": "#/components/schemas/OpenAIImageStreamEvent"}}
                 }
               },
               "400": {"description": "A field or file is missing or invalid (a mask without alpha, of another size, a body that is not multipart)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}},
