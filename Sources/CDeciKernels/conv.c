@@ -198,3 +198,19 @@ int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src,
     dd_scratch_leave();
     return rc;
 }
+
+int dd_conv_read_weights(dd_conv *c, float *weight, char *err, int errlen) {
+    if (c->wino_keep && c->L.nw == 0) FAIL("conv %d->%d keeps only Winograd weights", c->cin, c->cout);
+    if (dd_layer_read_weights(&c->L, weight)) FAIL("reading conv %d->%d weights failed", c->cin, c->cout);
+    return 0;
+fail:
+    return -1;
+}
+
+int dd_conv_write_weights(dd_conv *c, const float *weight, char *err, int errlen) {
+    if (c->wino_keep) FAIL("conv %d->%d keeps Winograd weights, which a rewrite would leave stale", c->cin, c->cout);
+    if (dd_layer_write_weights(&c->L, weight, c->dt)) FAIL("rewriting conv %d->%d weights failed", c->cin, c->cout);
+    return 0;
+fail:
+    return -1;
+}

@@ -108,6 +108,10 @@ typedef struct {
 int dd_layer_create(layer *L, dnnl_status_t st, dnnl_primitive_desc_t pd, md_t user, const float *weight, dd_dtype dt,
                     const float *bias, long nbias, const char *what, char *err, int errlen);
 void dd_layer_free(layer *L);
+/// The layer's weights in the caller's layout (float32); 0 on success.
+int dd_layer_read_weights(layer *L, float *out);
+/// Replaces the layer's weights (caller's layout, float32) in every packed copy; 0 on success.
+int dd_layer_write_weights(layer *L, const float *weight, dd_dtype dt);
 // Weights for one call: the packed data itself, or the float32 widening of compact data into the
 // call's scratch (valid until its next widening). NULL when out of memory.
 void *dd_weights_data(const packed *w);

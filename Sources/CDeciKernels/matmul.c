@@ -97,3 +97,17 @@ int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float
     dd_scratch_leave();
     return rc;
 }
+
+int dd_linear_read_weights(dd_linear *l, float *weight, char *err, int errlen) {
+    if (dd_layer_read_weights(&l->L, weight)) FAIL("reading linear %d->%d weights failed", l->in, l->out);
+    return 0;
+fail:
+    return -1;
+}
+
+int dd_linear_write_weights(dd_linear *l, const float *weight, char *err, int errlen) {
+    if (dd_layer_write_weights(&l->L, weight, l->dt)) FAIL("rewriting linear %d->%d weights failed", l->in, l->out);
+    return 0;
+fail:
+    return -1;
+}

@@ -190,3 +190,37 @@ fail:
     if (pd) dnnl_primitive_desc_destroy(pd);
     return rc;
 }
+
+// Reading packed weights back, and rewriting them in place (LoRA merges in a running process):
+// every packed copy is re-derived from the new float32 weights in its own layout, so the layer's
+// variants keep working unchanged.
+int dd_layer_read_weights(layer *L, float *out) {
+    pthread_mutex_lock(&L->lock);
+    int rc = -1;
+    if (L->nw > 0) {
+        dd_scratch_enter();
+        void *from = dd_weights_data(&L->w[0]);
+        rc = from && dd_reorder(L->w[0].md, from, L->plain_md, out) == dnnl_success ? 0 : -1;
+        dd_scratch_leave();
+    }
+    pthread_mutex_unlock(&L->lock);
+    return rc;
+}
+
+int dd_layer_write_weights(layer *L, const float *weight, dd_dtype dt) {
+    pthread_mutex_lock(&L->lock);
+    int rc = L->nw > 0 ? 0 : -1;
+    dd_scratch_enter();
+    for (int i = 0; i < L->nw && rc == 0; i++) {
+        packed *w = &L->w[i];
+        size_t bytes = dnnl_memory_desc_get_size(w->md);
+        long count = (long)(bytes / sizeof(float));
+        float *to = w->compact ? weight_scratch(bytes ? bytes : 64) : w->data;
+        rc = to && dd_reorder(L->plain_md, (void *)weight, w->md, to) == dnnl_success ? 0 : -1;
+        if (rc == 0 && w->compact) dd_f32_to_bf16(to, w->data, count);
+        else if (rc == 0 && bf16_storage(dt) == 1) dd_round_rows_bf16(to, count, to, count, 1, count);
+    }
+    dd_scratch_leave();
+    pthread_mutex_unlock(&L->lock);
+    return rc;
+}

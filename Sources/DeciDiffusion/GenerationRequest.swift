@@ -1,4 +1,5 @@
 import DeciImage
+import DeciTokenizer
 import Foundation
 
 /// What to generate. Fields left nil take the model's defaults (``PipelineDefaults``).
@@ -35,6 +36,14 @@ public struct GenerationRequest: Sendable {
     /// large images. A request option rather than pipeline state, so jobs sharing a pipeline choose
     /// independently.
     public var vaeTiling: Bool = false
+    /// How prompt text becomes text states: `.none` (the default) is diffusers' plain encoding, so
+    /// a request gives diffusers' image for the same seed; `.a1111` reads A1111's attention syntax
+    /// and BREAK and encodes long prompts in 75-token chunks (what A1111 API clients expect).
+    public var promptWeighting: PromptWeighting = .none
+    /// With `.a1111` weighting, when prompt and negative prompt have different chunk counts: pad
+    /// the shorter with the empty prompt's encoding and run one batched denoiser call (A1111's
+    /// "pad prompt/negative prompt" option) instead of two calls on their own lengths (its default).
+    public var padCondUncond: Bool = false
 
     public init(prompt: String, negativePrompt: String? = nil) {
         prompts = [prompt]
@@ -45,6 +54,16 @@ public struct GenerationRequest: Sendable {
         self.prompts = prompts
         self.negativePrompts = negativePrompts
     }
+}
+
+/// How prompt text becomes the text states the denoiser attends to.
+public enum PromptWeighting: String, Sendable, CaseIterable, Codable {
+    /// diffusers' StableDiffusionPipeline: the text as is, cut at 77 tokens with a warning.
+    case none
+    /// AUTOMATIC1111's web UI: `(word)` x1.1, `[word]` /1.1, `(word:1.3)`, `\(` escapes and
+    /// `BREAK`; any length, in 75-token chunks encoded one by one; weights multiplied into the
+    /// encoder output and each chunk's mean restored.
+    case a1111
 }
 
 /// Sampling defaults of a checkpoint family.
@@ -99,6 +118,8 @@ public struct ResolvedRequest: Sendable {
     public var mask: RGBImage?
     /// Whether the VAE runs tiled (``GenerationRequest/vaeTiling``).
     public var vaeTiling: Bool = false
+    public var promptWeighting: PromptWeighting = .none
+    public var padCondUncond: Bool = false
 
     public var mode: GenerationMode {
         mask != nil ? .inpainting : initImage != nil ? .imageToImage : .textToImage
@@ -151,6 +172,16 @@ extension GenerationRequest {
         guard clipSkip >= 0, clipSkip <= maxTextEncoderSkip else {
             throw RequestError("clip skip: \(clipSkip) is outside 0...\(maxTextEncoderSkip)")
         }
+        if promptWeighting == .a1111 {
+            // Parse errors surface here, before any model work, named after their field.
+            for (field, texts) in [("prompt", prompts), ("negative prompt", negatives)] {
+                for text in texts {
+                    do { _ = try PromptAttention.parse(text) } catch {
+                        throw RequestError("\(field): \(error.description)")
+                    }
+                }
+            }
+        }
         if mask != nil && initImage == nil { throw RequestError("mask: inpainting needs an init image as well") }
         var strength = 1.0
         if initImage != nil {
@@ -166,6 +197,6 @@ extension GenerationRequest {
         return ResolvedRequest(prompts: prompts, negativePrompts: negatives, imagesPerPrompt: imagesPerPrompt, width: width,
                                height: height, steps: steps, guidanceScale: scale, guidanceRescale: rescale, seed: seed, eta: eta,
                                clipSkip: clipSkip, strength: strength, scheduler: scheduler, initImage: initImage, mask: mask,
-                               vaeTiling: vaeTiling)
+                               vaeTiling: vaeTiling, promptWeighting: promptWeighting, padCondUncond: padCondUncond)
     }
 }

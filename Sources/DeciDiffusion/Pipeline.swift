@@ -83,10 +83,18 @@ public final class DiffusionPipeline: @unchecked Sendable {
     public let defaults: PipelineDefaults
     /// Seconds spent loading.
     public let loadSeconds: Double
+    /// The LoRAs merged into the text encoder and denoiser now, if any.
+    public private(set) var loras: LoRASet?
+    /// How the merged LoRAs were asked for (``setLoRAs(_:references:)``), for a caller that switches.
+    public private(set) var loraReferences: [LoRAReference] = []
+    /// The set the components loaded with: it holds their merges (and the layers they record).
+    let loadedLoRAs: LoRASet
 
     /// Loads every component from a checkpoint folder (see ``CheckpointLayout/locate(_:environment:)``).
     /// `variant` prefers `*.<variant>.safetensors` files (e.g. "fp16") where a component has them.
-    public init(folder: URL, precision: Precision = .f32, variant: String? = nil) throws {
+    /// `loras` are merged into the text encoder's and denoiser's weights as they load (their
+    /// ``LoRASet/warnings`` say what a lenient set skipped).
+    public init(folder: URL, precision: Precision = .f32, variant: String? = nil, loras: LoRASet? = nil) throws {
         let t0 = Date()
         let layout = try CheckpointLayout(root: folder)
         func component<T>(_ url: URL, _ load: () throws -> T) throws -> T {
@@ -95,14 +103,19 @@ public final class DiffusionPipeline: @unchecked Sendable {
             }
         }
         let tokenizer = try component(layout.tokenizer) { try CLIPTokenizer(directory: layout.tokenizer) }
+        // Always a set, empty without LoRAs: its merges record the layers, so LoRAs can come later.
+        let loadedLoRAs = try loras ?? LoRASet([])
+        self.loadedLoRAs = loadedLoRAs
         let textEncoder = try component(layout.textEncoder) {
-            try CLIPTextModel.load(directory: layout.textEncoder.path, precision: precision, variant: variant)
+            try CLIPTextModel.load(directory: layout.textEncoder.path, precision: precision, variant: variant, loras: loadedLoRAs)
         }
         let denoiserFolder = layout.denoiserFolder
         let denoiser: any Denoiser = try component(denoiserFolder) {
             switch layout.denoiser {
-            case .unetNAS: try UNetNAS.load(directory: denoiserFolder.path, precision: precision, variant: variant)
-            case .unet2DCondition: try UNet2DConditionModel.load(directory: denoiserFolder.path, precision: precision, variant: variant)
+            case .unetNAS: try UNetNAS.load(directory: denoiserFolder.path, precision: precision, variant: variant, loras: loadedLoRAs)
+            case .unet2DCondition:
+                try UNet2DConditionModel.load(directory: denoiserFolder.path, precision: precision, variant: variant,
+                                              loras: loadedLoRAs)
             }
         }
         let vae = try component(layout.vae) { try AutoencoderKL.load(directory: layout.vae.path, precision: precision, variant: variant) }
@@ -117,11 +130,29 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
         (self.layout, self.precision, self.tokenizer, self.textEncoder, self.denoiser, self.vae) =
             (layout, precision, tokenizer, textEncoder, denoiser, vae)
+        self.loras = loras
         let size = vae.config.sampleSize
         defaults = layout.denoiser == .unetNAS ? .deciDiffusion(size: size) : .stableDiffusion(size: size)
         // Every layer has packed its own weights; the loader's staging buffer (tens of MB) is done.
         StagingBuffer.release()
         loadSeconds = Date().timeIntervalSince(t0)
+    }
+
+    /// Replaces the merged LoRAs by `set` (nil: none) in the loaded text encoder and denoiser,
+    /// without reading the checkpoint again: touched layers get their original weights back plus
+    /// the new deltas. Modules that match nothing fail the call first (listing them) unless the set
+    /// is lenient. Not while a generation runs; a pipeline loaded with LoRAs needs
+    /// ``LoRASet/keepsOriginals`` to change them.
+    public func setLoRAs(_ set: LoRASet?, references: [LoRAReference] = []) throws {
+        let applications = set?.applications ?? []
+        var merges: [LoRAMerge] = []
+        for component in [LoRAComponent.textEncoder, .denoiser] {
+            guard let merge = loadedLoRAs.merge(component) else { throw LoRAError("\(component.rawValue): not loaded with a LoRA merge") }
+            try set?.report(merge.unmatched(in: applications))
+            merges.append(merge)
+        }
+        for merge in merges { _ = try merge.replace(with: applications) }
+        (loras, loraReferences) = (set, references)
     }
 
     /// Image sides must be multiples of this: the VAE's factor times the UNet's downsampling.
@@ -193,10 +224,10 @@ public final class DiffusionPipeline: @unchecked Sendable {
         var timings = GenerationResult.Timings()
         var warnings: [String] = []
         let context = try timed(&timings.textEncoder) {
-            let (states, notes) = try textStates(for: req)
+            let conditioning = try textConditioning(for: req)
             try Backend.checkFault()
-            warnings += notes
-            return states
+            warnings += conditioning.warnings
+            return conditioning
         }
         let timesteps = try prepareTimesteps(req, scheduler: &scheduler)
         var rng = TorchRandomSource(seed: req.seed)
@@ -244,28 +275,6 @@ public final class DiffusionPipeline: @unchecked Sendable {
     func latentShape(_ req: ResolvedRequest) -> LatentShape {
         LatentShape(batch: req.batch, channels: vae.config.latentChannels, height: req.height / vae.scaleFactor,
                     width: req.width / vae.scaleFactor)
-    }
-
-    /// The text states the denoiser attends to, `[B or 2B, tokens, channels]`: one per image
-    /// (prompt-major: all images of prompt 0 first, as diffusers orders them), with the unconditional
-    /// (negative-prompt) ones first when guiding. Warnings name prompt text cut at 77 tokens.
-    public func textStates(for req: ResolvedRequest) throws -> (states: Tensor, warnings: [String]) {
-        var warnings: [String] = []
-        func embed(_ texts: [String]) throws -> Tensor {
-            let tokens = texts.map { tokenizer.encode($0) }
-            for t in tokens {
-                if let dropped = t.droppedText {
-                    warnings.append("The following part of your input was truncated because CLIP can only handle sequences up to \(tokenizer.maxLength) tokens: \(dropped)")
-                }
-            }
-            return try textEncoder(tokens.map(\.ids), clipSkip: req.clipSkip)
-        }
-        let cond = try embed(req.prompts)
-        let parts = req.doClassifierFreeGuidance ? [try embed(req.negativePrompts), cond] : [cond]
-        // Image i of the batch shows prompt i / imagesPerPrompt.
-        let images = (0..<req.prompts.count).flatMap { [Int](repeating: $0, count: req.imagesPerPrompt) }
-        let out = Ops.concatBatch(parts.map { Ops.gatherBatch($0, images) })
-        return (out, warnings)
     }
 
     /// The timesteps to run: the whole schedule for text-to-image (diffusers' text-to-image pipeline
@@ -328,9 +337,10 @@ public final class DiffusionPipeline: @unchecked Sendable {
         return vae.encodeLatents(x, noise: noise, tiling: tiling(req)).toNCHW()
     }
 
-    /// The denoising loop: classifier-free guidance as one batch of `2B` (unconditional first),
-    /// guidance rescale, a scheduler step, and for 4-channel inpainting the mask blend.
-    func denoise(_ start: LatentStart, context: Tensor, timesteps: [Float], req: ResolvedRequest, scheduler: inout any Scheduler,
+    /// The denoising loop: classifier-free guidance as one batch of `2B` (unconditional first), or
+    /// as two calls when the two contexts differ in length; guidance rescale, a scheduler step, and
+    /// for 4-channel inpainting the mask blend.
+    func denoise(_ start: LatentStart, context: TextConditioning, timesteps: [Float], req: ResolvedRequest, scheduler: inout any Scheduler,
                  rng: inout TorchRandomSource, progress: ((StepProgress) -> Bool)?, steps: inout Int) throws -> [Float] {
         let shape = latentShape(req)
         let cfg = req.doClassifierFreeGuidance
@@ -344,10 +354,8 @@ public final class DiffusionPipeline: @unchecked Sendable {
                 input = inpainting.modelInput(scaled: input, copies: copies)
                 channels = denoiser.inChannels
             }
-            let x = Tensor.fromNCHW(input, n: copies * shape.batch, c: channels, h: shape.height, w: shape.width)
-            let predicted = denoiser(x, timesteps: [t], context: context)
-            try Backend.checkFault()
-            let prediction = predicted.toNCHW()
+            let prediction = try predict(input, context: context, batch: shape.batch, copies: copies, channels: channels,
+                                         shape: shape, timestep: t)
             let guided = try guide(prediction, req: req, perImage: shape.perImage)
             let sample = latents
             let output = try scheduler.step(modelOutput: guided, timestep: t, sample: sample, noise: &rng)
@@ -369,6 +377,22 @@ public final class DiffusionPipeline: @unchecked Sendable {
             }
         }
         return latents
+    }
+
+    /// The denoiser's prediction (NCHW order) for `copies` stacked latent batches: one call on the
+    /// batched context, or (contexts of different lengths) one call per half, unconditional first.
+    func predict(_ input: [Float], context: TextConditioning, batch: Int, copies: Int, channels: Int, shape: LatentShape,
+                 timestep t: Float) throws -> [Float] {
+        func call(_ values: ArraySlice<Float>, _ states: Tensor, n: Int) throws -> [Float] {
+            let x = Tensor.fromNCHW(Array(values), n: n, c: channels, h: shape.height, w: shape.width)
+            let predicted = denoiser(x, timesteps: [t], context: states)
+            try Backend.checkFault()
+            return predicted.toNCHW()
+        }
+        if let states = context.batched { return try call(input[...], states, n: copies * batch) }
+        guard let uncond = context.uncond else { return try call(input[...], context.cond, n: batch) }
+        let half = input.count / 2
+        return try call(input[..<half], uncond, n: batch) + call(input[half...], context.cond, n: batch)
     }
 
     /// `uncond + s (cond - uncond)`, then guidance rescale when asked; the prediction as is without guidance.

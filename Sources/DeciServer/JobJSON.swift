@@ -29,13 +29,26 @@ struct JobRequestBody: Decodable {
     var previewDecodeEvery: Int?
     var previewUpscale: Bool?
     var keepPartial: Bool?
+    /// "none" (the default: diffusers' encoding) or "a1111".
+    var promptWeighting: PromptWeighting?
+    var padCondUncond: Bool?
+    /// `[{"name": "style", "multiplier": 0.8}]`: LoRAs from the server's LoRA folder.
+    var loras: [LoRAEntry]?
+
+    struct LoRAEntry: Decodable {
+        var name: String
+        /// Both components' multiplier (default 1); `unet_multiplier` overrides it for the denoiser.
+        var multiplier: Float?
+        var unetMultiplier: Float?
+        enum CodingKeys: String, CodingKey { case name, multiplier, unetMultiplier = "unet_multiplier" }
+    }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, width, height, steps, scheduler, seed, mask, strength, eta, model
         case negativePrompt = "negative_prompt", guidanceScale = "guidance_scale", guidanceRescale = "guidance_rescale"
         case numImages = "num_images", initImage = "init_image", clipSkip = "clip_skip", vaeTiling = "vae_tiling"
         case previewEvery = "preview_every", previewDecodeEvery = "preview_decode_every", previewUpscale = "preview_upscale"
-        case keepPartial = "keep_partial"
+        case keepPartial = "keep_partial", promptWeighting = "prompt_weighting", padCondUncond = "pad_cond_uncond", loras
     }
 
     init(from decoder: any Decoder) throws {
@@ -67,6 +80,9 @@ struct JobRequestBody: Decodable {
         previewDecodeEvery = try c.decodeIfPresent(Int.self, forKey: .previewDecodeEvery)
         previewUpscale = try c.decodeIfPresent(Bool.self, forKey: .previewUpscale)
         keepPartial = try c.decodeIfPresent(Bool.self, forKey: .keepPartial)
+        promptWeighting = try c.decodeIfPresent(PromptWeighting.self, forKey: .promptWeighting)
+        padCondUncond = try c.decodeIfPresent(Bool.self, forKey: .padCondUncond)
+        loras = try c.decodeIfPresent([LoRAEntry].self, forKey: .loras)
     }
 
     /// Decodes a body, turning every decoding failure into a 400 that names the field.
@@ -102,14 +118,24 @@ struct JobRequestBody: Decodable {
         }
         request.strength = strength
         request.vaeTiling = vaeTiling ?? false
+        request.promptWeighting = promptWeighting ?? .none
+        request.padCondUncond = padCondUncond ?? false
         if let initImage { request.initImage = try Self.decodeImage(initImage, field: "init_image") }
         if let mask { request.mask = try Self.decodeImage(mask, field: "mask") }
         for (name, value) in [("preview_every", previewEvery), ("preview_decode_every", previewDecodeEvery)] {
             if let value, value < 0 { throw .badRequest("\(name): \(value) must be 0 (off) or a positive step interval", field: name) }
         }
         let preview = PreviewOptions(every: previewEvery ?? 0, decodeEvery: previewDecodeEvery ?? 0, upscale: previewUpscale ?? false)
+        var references: [LoRAReference] = []
+        for entry in loras ?? [] {
+            for v in [entry.multiplier, entry.unetMultiplier].compactMap({ $0 }) where !v.isFinite {
+                throw .badRequest("loras: the multiplier of \(entry.name) is not finite", field: "loras")
+            }
+            references.append(LoRAReference(name: entry.name, textEncoderMultiplier: entry.multiplier ?? 1,
+                                            denoiserMultiplier: entry.unetMultiplier ?? entry.multiplier ?? 1))
+        }
         return JobSpec(request: request, seed: seed, model: model.flatMap { $0.isEmpty ? nil : $0 }, preview: preview,
-                       keepPartialOnCancel: keepPartial ?? true)
+                       keepPartialOnCancel: keepPartial ?? true, loras: references)
     }
 
     /// A PNG or JPEG sent as base64, raw or as a `data:image/...;base64,` URL. Never a path or a URL

@@ -221,7 +221,10 @@ enum OpenAPIDocument {
               "preview_every": {"type": ["integer", "null"], "minimum": 0, "description": "A cheap latent preview every N steps in progress events (0: none)"},
               "preview_decode_every": {"type": ["integer", "null"], "minimum": 0, "description": "A full VAE decode of the x0 estimate every N steps (0: none)"},
               "preview_upscale": {"type": ["boolean", "null"], "description": "Upscale cheap previews to the output size"},
-              "keep_partial": {"type": ["boolean", "null"], "description": "A cancelled running job keeps its current image (default true)"}
+              "keep_partial": {"type": ["boolean", "null"], "description": "A cancelled running job keeps its current image (default true)"},
+              "prompt_weighting": {"type": ["string", "null"], "enum": ["none", "a1111", null], "description": "none (default): diffusers' encoding, cut at 77 tokens; a1111: A1111's attention syntax, BREAK and 75-token chunks"},
+              "pad_cond_uncond": {"type": ["boolean", "null"], "description": "a1111 weighting: pad prompt/negative prompt of different chunk counts and batch them instead of two denoiser calls"},
+              "loras": {"type": ["array", "null"], "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "multiplier": {"type": "number"}, "unet_multiplier": {"type": "number"}}}, "description": "LoRAs from the server's --lora-dir by file name (also <lora:NAME:SCALE> tags in the prompt), merged in place"}
             }
           },
           "JobCreated": {

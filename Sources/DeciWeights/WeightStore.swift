@@ -38,6 +38,8 @@ public final class WeightStore: @unchecked Sendable {
     private var consumed = Set<String>()
     /// Set on a recording store (``recording(name:)``), which has no files.
     let recorder: ShapeRecorder?
+    /// Merged into weights by the layer builders as they convert them (LoRA); set before building.
+    public var adjustments: (any WeightAdjustments)?
 
     /// A store over one or more safetensors files; a key present in two files is an error.
     public init(files: [SafeTensorsFile], name: String? = nil) throws(WeightsError) {

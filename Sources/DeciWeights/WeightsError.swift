@@ -56,6 +56,8 @@ public struct WeightsError: Error, CustomStringConvertible, Sendable, Equatable 
         case noWeightsFound
         /// Invalid input to ``SafeTensorsWriter``.
         case invalidWriterInput
+        /// A ``WeightAdjustments`` change (a LoRA delta) could not be applied to a tensor.
+        case adjustment
     }
 
     public let kind: Kind

@@ -55,30 +55,43 @@ struct Runner {
 
     func run(_ customize: (inout GenerationRequest) -> Void) throws {
         let seed = GenerationRequest.resolveSeed(sampling.seed)
-        var request = sampling.request(seed: seed)
-        customize(&request)
-        let pipeline = try model.loadPipeline(quiet: sampling.quiet)
+        var requests = try sampling.requests(seed: seed)
+        for i in requests.indices { customize(&requests[i]) }
+        let loras = try model.loraReferences(&requests)
+        let pipeline = try model.loadPipeline(quiet: sampling.quiet, loras: loras)
         if !sampling.quiet { FileHandle.standardError.write("seed: \(seed)\n") }
-        let bar = ProgressBar(enabled: !sampling.quiet)
-        let result = try pipeline.generate(request) { p in
-            bar.update(p)
-            return true
+        var results: [GenerationResult] = []
+        for (i, request) in requests.enumerated() {
+            if !sampling.quiet && requests.count > 1 {
+                FileHandle.standardError.write("[\(i + 1)/\(requests.count)] \(request.prompts[0]) (seed \(request.seed))\n")
+            }
+            let bar = ProgressBar(enabled: !sampling.quiet)
+            let result = try pipeline.generate(request) { p in
+                bar.update(p)
+                return true
+            }
+            bar.finish()
+            for w in result.warnings { FileHandle.standardError.write("warning: \(w)\n") }
+            results.append(result)
         }
-        bar.finish()
-        for w in result.warnings { FileHandle.standardError.write("warning: \(w)\n") }
         let paths: [String]
         do {
-            paths = try OutputPaths.resolve(sampling.output, count: result.images.count, seed: seed)
+            paths = try OutputPaths.resolve(sampling.output, count: results.reduce(0) { $0 + $1.images.count }, seed: seed)
         } catch {
             // A usage error, reported with the usage text as before.
             throw ValidationError(error.description)
         }
-        try result.writePNGs(to: paths, model: pipeline.modelName)
-        for path in paths { print(path) }
-        if !sampling.quiet {
-            let t = result.timings
-            FileHandle.standardError.write(String(format: "text encoder %.2f s, denoising %.2f s (%.2f s/step), VAE decode %.2f s\n",
-                                                  t.textEncoder, t.denoising, t.denoising / Double(max(t.steps, 1)), t.vaeDecode))
+        var next = 0
+        for result in results {
+            let mine = Array(paths[next..<(next + result.images.count)])
+            next += mine.count
+            try result.writePNGs(to: mine, model: pipeline.modelName)
+            for path in mine { print(path) }
+            if !sampling.quiet {
+                let t = result.timings
+                FileHandle.standardError.write(String(format: "text encoder %.2f s, denoising %.2f s (%.2f s/step), VAE decode %.2f s\n",
+                                                      t.textEncoder, t.denoising, t.denoising / Double(max(t.steps, 1)), t.vaeDecode))
+            }
         }
     }
 }

@@ -57,6 +57,9 @@ struct Serve: ParsableCommand {
         }
         var configuration = ServiceConfiguration()
         configuration.queueSize = queueSize
+        // Requests pick LoRAs by name in --lora-dir; the models load bare and switch in place.
+        if !model.lora.isEmpty { throw ValidationError("serve: name LoRAs per request (loras, or <lora:NAME:SCALE> tags) from --lora-dir instead of --lora") }
+        configuration.loraDirectory = model.loraDir.map { URL(fileURLWithPath: $0) }
         configuration.resultLifetime = resultLifetime
         configuration.limits = GenerationLimits(maxPixelsPerImage: maxPixels, maxBatch: maxBatch)
         let metrics = ServerMetrics()

@@ -126,10 +126,10 @@ struct GenerationTests {
         var req = GenerationRequest(prompts: ["a cat", "a dog"], negativePrompts: ["x", "y"])
         req.imagesPerPrompt = 2
         let resolved = try pipe.resolve(req)
-        let states = try pipe.textStates(for: resolved).states.toArray()
+        let states = try #require(pipe.textConditioning(for: resolved).batched).toArray()
         let per = states.count / 8
         func row(_ i: Int) -> [Float] { Array(states[(i * per)..<((i + 1) * per)]) }
-        let single = try pipe.textStates(for: pipe.resolve(GenerationRequest(prompts: ["x", "y", "a cat", "a dog"]))).states.toArray()
+        let single = try #require(pipe.textConditioning(for: pipe.resolve(GenerationRequest(prompts: ["x", "y", "a cat", "a dog"]))).batched).toArray()
         func singleRow(_ i: Int) -> [Float] { Array(single[(i * per)..<((i + 1) * per)]) }
         // [x, x, y, y, cat, cat, dog, dog] in the guided batch; `single` (no negatives given) holds
         // the four texts as conditional states in its second half.

@@ -43,8 +43,9 @@ enum PipelineFixtures {
     static let demoFolder = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Models/demo")
 
     /// Builds a fresh copy of checkpoint `name` (deci, sd, sd_inpaint) in a temporary folder and
-    /// returns its path; the caller may edit it.
-    static func materialize(_ name: String) throws -> URL {
+    /// returns its path; the caller may edit it. `adjustments[component][key]` is added to that
+    /// tensor's values before their dtype rounding (as tools/make_prompt_fixtures.py does).
+    static func materialize(_ name: String, adjustments: [String: [String: Float]] = [:]) throws -> URL {
         let fm = FileManager.default
         let dst = fm.temporaryDirectory.appendingPathComponent("deci-pipeline-\(name)-\(UUID().uuidString)")
         try fm.copyItem(at: root.appendingPathComponent(name), to: dst)
@@ -56,13 +57,13 @@ enum PipelineFixtures {
         for component in try fm.contentsOfDirectory(atPath: dst.path) {
             let manifest = dst.appendingPathComponent(component).appendingPathComponent("weights.manifest.json")
             guard fm.fileExists(atPath: manifest.path) else { continue }
-            try writeWeights(manifest: manifest)
+            try writeWeights(manifest: manifest, adjustments: adjustments[component] ?? [:])
             try fm.removeItem(at: manifest)
         }
         return dst
     }
 
-    private static func writeWeights(manifest: URL) throws {
+    private static func writeWeights(manifest: URL, adjustments: [String: Float]) throws {
         let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: manifest)) as? [String: Any]
         guard let file = obj?["file"] as? String, let dt = obj?["dtype"] as? String, let list = obj?["tensors"] as? [[Any]] else {
             throw FixtureError("\(manifest.path) is malformed")
@@ -72,7 +73,9 @@ enum PipelineFixtures {
             guard entry.count == 2, let key = entry[0] as? String, let shape = entry[1] as? [Int] else {
                 throw FixtureError("\(manifest.path): bad entry \(entry)")
             }
-            try writer.add(key, floats: fixtureWeightValues(key: key, shape: shape), shape: shape, as: dt == "F16" ? .F16 : .F32)
+            var values = fixtureWeightValues(key: key, shape: shape)
+            if let offset = adjustments[key] { values = values.map { $0 + offset } }
+            try writer.add(key, floats: values, shape: shape, as: dt == "F16" ? .F16 : .F32)
         }
         try writer.write(to: manifest.deletingLastPathComponent().appendingPathComponent(file).path)
     }
@@ -84,6 +87,17 @@ enum PipelineFixtures {
         try cache.get(name, precision: precision)
     }
 
+    /// Checkpoint `name` with the prompt fixtures' adjustments (Fixtures/prompts/adjustments.json).
+    static func promptPipeline(_ name: String) throws -> DiffusionPipeline {
+        try cache.get(name, precision: .f32, adjustments: promptAdjustments)
+    }
+
+    static let promptAdjustments: [String: [String: Float]] = {
+        guard let data = try? Data(contentsOf: FixturePaths.url("prompts/adjustments.json")),
+              let dict = try? JSONDecoder().decode([String: [String: Float]].self, from: data) else { return [:] }
+        return dict
+    }()
+
     static func removeCopy(_ url: URL) { try? FileManager.default.removeItem(at: url) }
 }
 
@@ -91,12 +105,12 @@ private final class PipelineCache: @unchecked Sendable {
     private let lock = NSLock()
     private var loaded: [String: DiffusionPipeline] = [:]
 
-    func get(_ name: String, precision: Precision) throws -> DiffusionPipeline {
+    func get(_ name: String, precision: Precision, adjustments: [String: [String: Float]] = [:]) throws -> DiffusionPipeline {
         lock.lock()
         defer { lock.unlock() }
-        let key = "\(name)/\(precision)"
+        let key = "\(name)/\(precision)\(adjustments.isEmpty ? "" : "/adjusted")"
         if let p = loaded[key] { return p }
-        let folder = try PipelineFixtures.materialize(name)
+        let folder = try PipelineFixtures.materialize(name, adjustments: adjustments)
         defer { PipelineFixtures.removeCopy(folder) }  // weights are memory-mapped or copied at load
         let p = try DiffusionPipeline(folder: folder, precision: precision)
         loaded[key] = p

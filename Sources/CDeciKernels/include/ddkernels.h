@@ -98,6 +98,12 @@ int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src,
 /// `keep` set they replace the direct weights for good instead. Set before first use.
 typedef enum { DD_CONV_AUTO = 0, DD_CONV_DIRECT = 1, DD_CONV_WINOGRAD = 2 } dd_conv_algorithm;
 void dd_conv_set_algorithm(dd_conv *c, dd_conv_algorithm a, int keep);
+/// The weights in PyTorch layout [cout, cin, kh, kw] (bf16-rounded where the layer stores bf16);
+/// fails once Winograd weights have replaced the direct ones (`keep`).
+int dd_conv_read_weights(dd_conv *c, float *weight, char *err, int errlen);
+/// Replaces the weights (PyTorch layout, float32) in place, rounded as at creation; fails once
+/// Winograd weights have replaced the direct ones. Not while the layer runs.
+int dd_conv_write_weights(dd_conv *c, const float *weight, char *err, int errlen);
 
 // ---- linear / matmul (matmul.c) ----------------------------------------------------------------
 typedef struct dd_linear dd_linear;
@@ -105,6 +111,10 @@ typedef struct dd_linear dd_linear;
 dd_linear *dd_linear_create(int in_features, int out_features, dd_dtype dtype, const float *weight,
                             const float *bias, char *err, int errlen);
 void dd_linear_destroy(dd_linear *l);
+/// The weights in PyTorch layout [out, in] (bf16-rounded where the layer stores bf16).
+int dd_linear_read_weights(dd_linear *l, float *weight, char *err, int errlen);
+/// Replaces the weights (PyTorch layout, float32) in place, rounded as at creation. Not while the layer runs.
+int dd_linear_write_weights(dd_linear *l, const float *weight, char *err, int errlen);
 /// dst[m, out] = act(src[m, in] @ W^T + bias) + residual. src rows may be strided (src_ld >= in);
 /// dst and residual are dense [m, out]. residual may be NULL or equal to dst.
 int dd_linear_forward(dd_linear *l, long m, const float *src, long src_ld, float *dst,

@@ -79,9 +79,11 @@ extension GenerationService {
         let spec = record.spec
         let pipeline: DiffusionPipeline
         let resolved: ResolvedRequest
+        var request = spec.request
         do {
             pipeline = try self.pipeline(for: catalog.entry(named: record.model))
-            resolved = try pipeline.resolve(spec.request, limits: configuration.limits)
+            try switchLoRAs(of: pipeline, for: spec, request: &request)
+            resolved = try pipeline.resolve(request, limits: configuration.limits)
         } catch {
             fail(record, error)
             return
@@ -108,7 +110,7 @@ extension GenerationService {
             return !record.cancelRequested
         }
         do {
-            let result = try pipeline.generate(spec.request, limits: configuration.limits, partialOnCancel: spec.keepPartialOnCancel,
+            let result = try pipeline.generate(request, limits: configuration.limits, partialOnCancel: spec.keepPartialOnCancel,
                                                progress: progress)
             let images = try jobImages(result, pipeline: pipeline)
             lock.lock()
@@ -135,6 +137,29 @@ extension GenerationService {
         record.error = String(describing: error)
         record.status = .failed
         lock.unlock()
+    }
+
+    /// Merges the LoRAs a job names (its list, and the `<lora:...>` tags of its first prompt, as
+    /// A1111 takes them, removed from every prompt) into the loaded model, in place, when they
+    /// differ from the ones it holds. Names are looked up in the LoRA folder only.
+    func switchLoRAs(of pipeline: DiffusionPipeline, for spec: JobSpec, request: inout GenerationRequest) throws {
+        var wanted = spec.loras
+        if configuration.loraDirectory != nil {
+            for (i, prompt) in request.prompts.enumerated() {
+                let tags = try LoRAReference.extractTags(from: prompt)
+                request.prompts[i] = tags.prompt
+                if i == 0 { wanted += tags.loras }
+            }
+        }
+        for r in wanted where r.name.contains("/") || r.name.hasPrefix(".") || r.name.isEmpty {
+            throw RequestError("loras: \"\(r.name)\" is not a LoRA name (a file name in the server's LoRA folder, without .safetensors)")
+        }
+        guard wanted != pipeline.loraReferences else { return }
+        guard let directory = configuration.loraDirectory, !wanted.isEmpty || !pipeline.loraReferences.isEmpty else {
+            if !wanted.isEmpty { throw RequestError("loras: this server has no LoRA folder (decidiffusion serve --lora-dir)") }
+            return
+        }
+        try pipeline.setLoRAs(try LoRAReference.load(wanted, directory: directory, lenient: false), references: wanted)
     }
 
     func jobImages(_ result: GenerationResult, pipeline: DiffusionPipeline) throws -> [JobImage] {

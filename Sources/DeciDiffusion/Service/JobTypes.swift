@@ -71,10 +71,14 @@ public struct JobSpec: Sendable {
     /// Keep the image of a job cancelled while running (the current x0 estimate, decoded), as
     /// A1111's interrupt returns it.
     public var keepPartialOnCancel: Bool
+    /// LoRAs by name in the service's ``ServiceConfiguration/loraDirectory`` (with the prompt's
+    /// `<lora:...>` tags), merged for this job; the model keeps them until a job asks for others.
+    public var loras: [LoRAReference] = []
 
     public init(request: GenerationRequest, seed: UInt64? = nil, model: String? = nil, preview: PreviewOptions = .none,
-                keepPartialOnCancel: Bool = true) {
+                keepPartialOnCancel: Bool = true, loras: [LoRAReference] = []) {
         (self.request, self.seed, self.model, self.preview, self.keepPartialOnCancel) = (request, seed, model, preview, keepPartialOnCancel)
+        self.loras = loras
     }
 }
 

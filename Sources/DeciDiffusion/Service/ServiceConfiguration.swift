@@ -15,6 +15,9 @@ public struct ServiceConfiguration: Sendable {
     /// Pipelines kept loaded at once when several models are served (each real one holds ~2-4 GB);
     /// the least recently used is unloaded to make room.
     public var maxLoadedModels: Int = 1
+    /// The folder requests pick LoRAs from, by file name without `.safetensors` (their `loras`, and
+    /// A1111 `<lora:NAME:SCALE>` tags in the prompt, which are then removed); nil: requests name none.
+    public var loraDirectory: URL?
 
     public init() {}
 }

@@ -59,8 +59,11 @@ public final class CLIPTextModel: Sendable {
     /// Loads a checkpoint's `text_encoder/` folder: `config.json` and the weights that
     /// ``ComponentWeights/locate(in:variant:)`` picks (e.g. `model.safetensors`, or
     /// `model.fp16.safetensors` for `variant: "fp16"`).
-    public static func load(directory: String, precision: Precision, variant: String? = nil) throws(ModelError) -> CLIPTextModel {
-        try loadComponent(directory: directory, variant: variant, config: CLIPTextConfig.load(contentsOf:)) { (config, store) throws(ModelError) in
+    /// `loras` are merged into the weights as the layers are built.
+    public static func load(directory: String, precision: Precision, variant: String? = nil,
+                            loras: LoRASet? = nil) throws(ModelError) -> CLIPTextModel {
+        try loadComponent(directory: directory, variant: variant, config: CLIPTextConfig.load(contentsOf:), loras: loras,
+                          component: .textEncoder) { (config, store) throws(ModelError) in
             try CLIPTextModel(config: config, weights: store, precision: precision)
         }
     }

@@ -41,12 +41,14 @@ extension WeightScope {
         }
         let w = try weightTensors([name], shape: [cout, cin, kernel, kernel])
         let b = bias ? try floats("\(name).bias", shape: [cout]) : nil
-        return try built(name) { () throws(StagedLayerError<WeightsError>) in
+        let layer = try built(name) { () throws(StagedLayerError<WeightsError>) in
             try Conv2d.staged(inChannels: cin, outChannels: cout, kernelSize: kernel, stride: stride, padding: padding ?? kernel / 2,
                               extraBottomRight: extraBottomRight, bias: b, precision: precision) { (buffer) throws(WeightsError) in
-                try convert(w[0], into: buffer)
+                try convert(w[0], into: buffer, adjustments: store.adjustments)
             }
         }
+        store.adjustments?.built(w[0].name, layer: layer, values: 0..<w[0].elementCount)
+        return layer
     }
 
     /// A linear layer from `name.weight` `[out, in]` (a 1x1 conv weight `[out, in, 1, 1]` is accepted
@@ -68,12 +70,14 @@ extension WeightScope {
         let w = try weightTensors(names, shape: [fout, fin], alternative: [fout, fin, 1, 1])
         var b: [Float] = []
         if bias { for n in names { b += try floats("\(n).bias", shape: [fout]) } }
-        return try built(names.joined(separator: "+")) { () throws(StagedLayerError<WeightsError>) in
+        let layer = try built(names.joined(separator: "+")) { () throws(StagedLayerError<WeightsError>) in
             try Linear.staged(inFeatures: fin, outFeatures: fout * names.count, partRows: [Int](repeating: fout, count: names.count),
                               bias: bias ? b : nil, precision: precision) { (part, buffer) throws(WeightsError) in
-                try convert(w[part], into: buffer)
+                try convert(w[part], into: buffer, adjustments: store.adjustments)
             }
         }
+        for (part, t) in w.enumerated() { store.adjustments?.built(t.name, layer: layer, values: (part * fout * fin)..<((part + 1) * fout * fin)) }
+        return layer
     }
 
     /// Declares `name.weight` (and `name.bias` when `bias` has a shape) for each name to a recording
@@ -133,8 +137,11 @@ extension WeightScope {
     }
 }
 
-/// Converts a checkpoint tensor to float32 into a staging buffer, then lets its file pages go.
-private func convert(_ t: WeightTensor, into buffer: UnsafeMutableBufferPointer<Float>) throws(WeightsError) {
+/// Converts a checkpoint tensor to float32 into a staging buffer, then lets its file pages go;
+/// merges the store's adjustments (LoRA deltas) for it in float32, before the layer packs it.
+private func convert(_ t: WeightTensor, into buffer: UnsafeMutableBufferPointer<Float>,
+                     adjustments: (any WeightAdjustments)?) throws(WeightsError) {
     try t.convertFloats(into: buffer)
     t.releaseResidentPages()
+    try adjustments?.adjust(t.name, shape: t.shape, values: buffer)
 }

@@ -74,8 +74,11 @@ public protocol SDFamilyUNetModel: SDFamilyUNet {
 extension SDFamilyUNetModel {
     /// Loads a diffusers component folder: `config.json` and the weights
     /// ``ComponentWeights/locate(in:variant:)`` finds there (fp16 or fp32, one file or shards).
-    public static func load(directory: String, precision: Precision, variant: String? = nil) throws(ModelError) -> Self {
-        try loadComponent(directory: directory, variant: variant, config: Config.load(contentsOf:)) { (config, store) throws(ModelError) in
+    /// `loras` are merged into the weights as the layers are built.
+    public static func load(directory: String, precision: Precision, variant: String? = nil,
+                            loras: LoRASet? = nil) throws(ModelError) -> Self {
+        try loadComponent(directory: directory, variant: variant, config: Config.load(contentsOf:), loras: loras,
+                          component: .denoiser) { (config, store) throws(ModelError) in
             try Self(config: config, weights: store.scoped(""), precision: precision)
         }
     }
