@@ -40,7 +40,7 @@ def main():
     check("Seed: 8," in r.info["infotexts"][1], r.info["infotexts"][1])
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{tmp}/cli.png"
-        subprocess.run([args.bin, "generate", prompt, "--seed", "8", "--steps", "6", "--scheduler", "Euler a", "--cfg", "7",
+        subprocess.run([args.bin, "generate", prompt, "--seed", "8", "--steps", "6", "--scheduler", "Euler a", "--cfg", "7", "--prompt-weighting", "a1111",
                         "-o", out, "-q"], check=True, stdout=subprocess.DEVNULL)
         cli = Image.open(out).convert("RGB")
         check(list(cli.getdata()) == list(r.images[1].convert("RGB").getdata()),

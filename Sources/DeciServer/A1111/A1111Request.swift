@@ -113,11 +113,13 @@ enum A1111Request {
         case .array?: throw f.fail("negative_prompt", "a list of negative prompts is not supported; send one")
         case let v?: throw f.fail("negative_prompt", "expected a string, got \(v.typeName)")
         }
-        for (key, text) in [("prompt", prompt), ("negative_prompt", negative)] where text.range(of: "<lora:", options: .caseInsensitive) != nil
-            || text.range(of: "<lyco:", options: .caseInsensitive) != nil {
-            if try f.bool("disable_extra_networks") != true {
-                throw f.fail(key, "<lora:...> tags are not supported by this engine yet; remove them or set disable_extra_networks")
-            }
+        // <lora:NAME:SCALE> tags: the service merges them from its LoRA folder (and strips them from
+        // the prompt); without a folder they cannot mean anything here.
+        let hasTags = [prompt, negative].contains { $0.range(of: "<lora:", options: .caseInsensitive) != nil
+            || $0.range(of: "<lyco:", options: .caseInsensitive) != nil }
+        let tagsDisabled = try f.bool("disable_extra_networks") == true
+        if hasTags && !tagsDisabled && service.configuration.loraDirectory == nil {
+            throw f.fail("prompt", "<lora:...> tags need a LoRA folder: start the server with --lora-dir")
         }
 
         let batchSize = try f.int("batch_size") ?? 1
@@ -157,6 +159,8 @@ enum A1111Request {
         if resolved.sampler == "DDIM" { eta = try f.double("eta") ?? state.etaDDIM }
 
         var base = GenerationRequest(prompt: prompt, negativePrompt: negative)
+        // A1111 clients write A1111's attention syntax and long prompts.
+        base.promptWeighting = .a1111
         (base.width, base.height, base.steps, base.guidanceScale) = (width, height, steps, cfg)
         base.scheduler = engineScheduler
         base.clipSkip = clipSkip - 1

@@ -32,7 +32,7 @@ struct A1111Routes {
         }
         api.get("/latent-upscale-modes") { _, _ in try json([[String: String]]()) }
         api.get("/sd-vae") { _, _ in try json([[String: String]]()) }
-        api.get("/loras") { _, _ in try json([[String: String]]()) }
+        api.get("/loras") { _, _ in try json(loras()) }
         api.get("/embeddings") { _, _ in try json(["loaded": [String: String](), "skipped": [String: String]()]) }
         api.get("/scripts") { _, _ in try json(["txt2img": [String](), "img2img": [String]()]) }
         api.get("/cmd-flags", use: cmdFlags)
@@ -198,9 +198,19 @@ struct A1111Routes {
         return try json(list)
     }
 
+    /// The LoRA folder's files, as A1111's Lora extension lists them.
+    func loras() -> [[String: JSONValue]] {
+        guard let dir = service.configuration.loraDirectory,
+              let files = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return [] }
+        return files.filter { $0.hasSuffix(".safetensors") }.sorted().map { file in
+            let name = String(file.dropLast(".safetensors".count))
+            return ["name": .string(name), "alias": .string(name), "path": .string(dir.appendingPathComponent(file).path), "metadata": .object([:])]
+        }
+    }
+
     @Sendable func cmdFlags(_ request: Request, context: DeciRequestContext) async throws -> Response {
         try json(["api": JSONValue.bool(true), "nowebui": .bool(false), "listen": .bool(false), "api_auth": .null,
-                  "ckpt_dir": .null, "lora_dir": .null, "embeddings_dir": .null, "no_half": .bool(true)])
+                  "ckpt_dir": .null, "lora_dir": service.configuration.loraDirectory.map { .string($0.path) } ?? .null, "embeddings_dir": .null, "no_half": .bool(true)])
     }
 
     /// The infotext of a posted PNG (`{"image": base64}`), parsed as A1111 does.

@@ -58,6 +58,7 @@ final class A1111RoutesTests: XCTestCase {
             // Image 2 is exactly a one-image native job with seed 13.
             var request = GenerationRequest(prompt: "a red circle on a blue background", negativePrompt: "blurry")
             (request.steps, request.width, request.height, request.guidanceScale, request.scheduler) = (5, 64, 64, 6.5, "Euler a")
+            request.promptWeighting = .a1111
             let job = try service.submit(JobSpec(request: request, seed: 13))
             _ = try await service.waitUntilFinished(job.id)
             XCTAssertEqual(try Self.png(images[2]).image, try ImageFile.decode(service.png(job.id, index: 0)).image)
