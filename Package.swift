@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // multipart/form-data parsing for the OpenAI image-edit route.
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     ],
     targets: [
         // C shim over oneDNN plus the element-wise kernels that need AVX-512 / bf16 instructions
@@ -72,7 +74,8 @@ let package = Package(
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                           .product(name: "Prometheus", package: "swift-prometheus")]
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "MultipartKit", package: "multipart-kit")]
         ),
         .executableTarget(
             name: "decidiffusion",
@@ -90,6 +93,7 @@ let package = Package(
         .testTarget(name: "DeciDiffusionTests", dependencies: ["DeciDiffusion", "TestSupport"]),
         .testTarget(name: "DeciServerTests", dependencies: ["DeciServer", "DeciDiffusion", "DeciImage", "TestSupport",
                                                             .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                                            .product(name: "MultipartKit", package: "multipart-kit"),
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]

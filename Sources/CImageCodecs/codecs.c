@@ -485,3 +485,53 @@ int cic_jpeg_decode(const uint8_t *data, size_t size, cic_image *out, char *err,
     out->exif_orientation = orientation;
     return CIC_OK;
 }
+
+int cic_jpeg_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int quality,
+                    uint8_t **out, size_t *out_size, char *err, size_t err_size) {
+    if (!pixels || !out || !out_size || width == 0 || height == 0 || width > 65500 || height > 65500 ||
+        quality < 1 || quality > 100) {
+        set_err(err, err_size, "invalid arguments to JPEG encoder (size %ux%u, at most 65500 a side; quality %d, 1-100)",
+                width, height, quality);
+        return CIC_INVALID_ARGUMENT;
+    }
+    *out = NULL;
+    *out_size = 0;
+    struct jpeg_compress_struct cinfo;
+    jpeg_err_ctx jerr;
+    memset(&cinfo, 0, sizeof cinfo);
+    cinfo.err = jpeg_std_error(&jerr.pub);
+    jerr.pub.error_exit = jpeg_on_error;
+    jerr.err = err;
+    jerr.err_size = err_size;
+    jerr.code = CIC_CORRUPT;
+    // jpeg_mem_dest mallocs the buffer and moves it as it grows, updating `buffer` through its
+    // address; the address is taken, so the value read after a longjmp is the library's latest.
+    unsigned char *buffer = NULL;
+    unsigned long size = 0;
+
+    if (setjmp(jerr.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(buffer);
+        return jerr.code;
+    }
+
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, &buffer, &size);
+    cinfo.image_width = width;
+    cinfo.image_height = height;
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    size_t rowbytes = (size_t)width * 3;
+    while (cinfo.next_scanline < height) {
+        JSAMPROW row = (JSAMPROW)(pixels + (size_t)cinfo.next_scanline * rowbytes);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    *out = buffer;
+    *out_size = (size_t)size;
+    return CIC_OK;
+}

@@ -176,7 +176,11 @@ public final class DiffusionPipeline: @unchecked Sendable {
         }
         // Named after the field, as every other request error is (an unknown name, or a step count
         // the scheduler cannot take).
-        do { _ = try makeScheduler(for: req) } catch { throw RequestError("scheduler: \(error)") }
+        // Setting the timesteps checks the step count against the schedule (cheap: no model runs).
+        do {
+            var scheduler = try makeScheduler(for: req)
+            try scheduler.setTimesteps(req.steps)
+        } catch { throw RequestError("scheduler: \(error)") }
         return req
     }
 

@@ -37,7 +37,7 @@ public struct DecodedImage: Sendable {
     public func text(_ key: String) -> String? { textChunks.first { $0.key == key }?.value }
 }
 
-/// Reading PNG/JPEG files and writing PNG files through libpng and libjpeg.
+/// Reading PNG/JPEG files and writing PNG (and encoding JPEG) through libpng and libjpeg.
 public enum ImageFile {
     /// Reads a PNG or JPEG file (chosen by its signature, not its name) as 8-bit RGB.
     ///
@@ -195,6 +195,29 @@ public enum ImageFile {
         guard status == Int32(CIC_OK), let output else {
             let reason = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             throw .invalidArgument("PNG encoding failed: \(reason)")
+        }
+        return Array(UnsafeBufferPointer(start: output, count: outputSize))
+    }
+
+    /// Encodes `image` as a baseline JPEG (JFIF, 4:2:0 chroma) at libjpeg `quality` 1-100 (75 is
+    /// libjpeg's and Pillow's default). No metadata is written: JPEG has no `parameters` chunk.
+    public static func encodeJPEG(_ image: RGBImage, quality: Int = 75) throws(ImageError) -> [UInt8] {
+        guard (1...100).contains(quality) else {
+            throw .invalidArgument("JPEG quality must be 1-100, got \(quality)")
+        }
+        var message = [CChar](repeating: 0, count: 512)
+        var output: UnsafeMutablePointer<UInt8>? = nil
+        var outputSize = 0
+        let status = image.pixels.withUnsafeBufferPointer { px in
+            message.withUnsafeMutableBufferPointer { msg in
+                cic_jpeg_encode(px.baseAddress, UInt32(image.width), UInt32(image.height), Int32(quality),
+                                &output, &outputSize, msg.baseAddress, msg.count)
+            }
+        }
+        defer { cic_free(output) }
+        guard status == Int32(CIC_OK), let output else {
+            let reason = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            throw .invalidArgument("JPEG encoding failed: \(reason)")
         }
         return Array(UnsafeBufferPointer(start: output, count: outputSize))
     }

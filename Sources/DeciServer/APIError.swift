@@ -1,5 +1,6 @@
 // Every error the server answers with: `{"error": {"message", "field"?, "code"}}` and the status
-// (plus Retry-After / WWW-Authenticate where they belong).
+// (plus Retry-After / WWW-Authenticate where they belong); on the OpenAI routes the same error in
+// OpenAI's shape (OpenAI/OpenAIErrors.swift).
 import DeciDiffusion
 import Foundation
 import Hummingbird
@@ -28,6 +29,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        if OpenAIErrors.applies(to: request.uri.path) { return try OpenAIErrors.response(for: self) }
         var headers = self.headers
         headers[.contentType] = "application/json"
         let data = try JSONEncoder().encode(Body(error: .init(message: message, field: field, code: code)))
@@ -46,7 +48,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         APIError(.contentTooLarge, code: "payload_too_large", "the request body is over the limit of \(limit) bytes (--max-body-mb)")
     }
 
-    static let unauthorized = APIError(.unauthorized, code: "unauthorized", "missing or wrong API key: send Authorization: Bearer <key>",
+    static let unauthorized = APIError(.unauthorized, code: "unauthorized", "missing or wrong API key: send Authorization: Bearer <key> (or HTTP Basic with the key as password)",
                                        headers: [.wwwAuthenticate: "Bearer realm=\"decidiffusion\""])
 
     /// What the service's refusal means over HTTP.

@@ -40,6 +40,8 @@ public func buildRouter(service: GenerationService, settings: ServerSettings, me
     router.add(middleware: BodyLimitMiddleware(maxBytes: settings.maxBodyBytes))
     SystemRoutes(service: service, metrics: metrics, settings: settings).addRoutes(to: router)
     JobRoutes(service: service, maxBodyBytes: settings.maxBodyBytes).addRoutes(to: router)
+    A1111Routes(service: service, state: A1111State(service: service), maxBodyBytes: settings.maxBodyBytes).addRoutes(to: router)
+    OpenAIRoutes(service: service, maxBodyBytes: settings.maxBodyBytes).addRoutes(to: router)
     return router
 }
 

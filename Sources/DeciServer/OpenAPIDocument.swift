@@ -1,8 +1,36 @@
-// The native API described as OpenAPI 3.1, served at /openapi.json. Written by hand next to the
-// routes it describes (JobRoutes, SystemRoutes, JobJSON, EventStream); the server tests check that
-// every route is in it and that the job object's keys match what the server sends.
+// The API described as OpenAPI 3.1, served at /openapi.json. Written by hand next to the routes it
+// describes: the native job API here (JobRoutes, SystemRoutes, JobJSON, EventStream), each
+// compatibility API in its own fragment (`paths` and `components.schemas` merged in). The server
+// tests check that every route is in it and that the job object's keys match what the server sends.
+import Foundation
+
 enum OpenAPIDocument {
-    static let json = #"""
+    /// Fragments of the compatibility APIs: JSON objects with `paths` and optionally
+    /// `components.schemas`, merged into the native document.
+    static let fragments: [String] = [openAI, A1111OpenAPI.fragment]
+
+    /// The whole document, merged once.
+    static let json: String = merge(native, fragments)
+
+    static func merge(_ base: String, _ parts: [String]) -> String {
+        guard var doc = (try? JSONSerialization.jsonObject(with: Data(base.utf8))) as? [String: Any] else { return base }
+        var paths = doc["paths"] as? [String: Any] ?? [:]
+        var components = doc["components"] as? [String: Any] ?? [:]
+        var schemas = components["schemas"] as? [String: Any] ?? [:]
+        for part in parts {
+            guard let fragment = (try? JSONSerialization.jsonObject(with: Data(part.utf8))) as? [String: Any] else { continue }
+            paths.merge(fragment["paths"] as? [String: Any] ?? [:]) { old, _ in old }
+            let more = (fragment["components"] as? [String: Any])?["schemas"] as? [String: Any] ?? [:]
+            schemas.merge(more) { old, _ in old }
+        }
+        components["schemas"] = schemas
+        doc["paths"] = paths
+        doc["components"] = components
+        guard let data = try? JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys, .withoutEscapingSlashes]) else { return base }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static let native = #"""
     {
       "openapi": "3.1.0",
       "info": {
@@ -76,7 +104,7 @@ enum OpenAPIDocument {
             "summary": "Server-Sent Events: the current state, then every change up to the final event",
             "description": "Events: `queued` {position}; `started` (Job); `progress` (Progress); then one of `done`, `failed`, `cancelled` (Job), after which the stream ends. A client that disconnects does not affect the job.",
             "responses": {
-              "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+              "200": {"description": "An event stream (see the description for the events)", "content": {"text/event-stream": {}}},
               "401": {"$ref": "#/components/responses/Unauthorized"},
               "404": {"$ref": "#/components/responses/NotFound"},
               "410": {"$ref": "#/components/responses/Gone"}

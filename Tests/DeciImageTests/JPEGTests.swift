@@ -42,3 +42,31 @@ import TestSupport
         }
     }
 }
+
+@Suite struct JPEGEncodeTests {
+    /// A smooth gradient survives a round trip through the encoder and decoder closely at high
+    /// quality, and a lower quality gives a smaller file.
+    @Test func encodeRoundTripsAndQualityMatters() throws {
+        let (w, h) = (48, 32)
+        var px = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h { for x in 0..<w {
+            let i = (y * w + x) * 3
+            (px[i], px[i + 1], px[i + 2]) = (UInt8(x * 5), UInt8(y * 7), 128)
+        } }
+        let image = try RGBImage(width: w, height: h, pixels: px)
+        let best = try ImageFile.encodeJPEG(image, quality: 95)
+        let worst = try ImageFile.encodeJPEG(image, quality: 5)
+        #expect(Array(best.prefix(3)) == [0xFF, 0xD8, 0xFF])
+        #expect(worst.count < best.count)
+        let back = try ImageFile.decode(best)
+        #expect(back.format == .jpeg && back.image.width == w && back.image.height == h)
+        #expect(byteDiff(back.image.pixels, px).maxDiff <= 12)
+    }
+
+    @Test func qualityOutsideRangeIsAnError() throws {
+        let image = try RGBImage(width: 8, height: 8)
+        for q in [0, 101] {
+            #expect(throws: ImageError.self) { _ = try ImageFile.encodeJPEG(image, quality: q) }
+        }
+    }
+}

@@ -14,19 +14,30 @@ import XCTest
 enum ServerFixtures {
     static let demoFolder = FixturePaths.root.deletingLastPathComponent().appendingPathComponent("Models/demo")
 
-    static func withServer(settings: ServerSettings = ServerSettings(logRequests: false),
+    static func withServer(settings: ServerSettings = ServerSettings(logRequests: false), testing: TestingSetup = .router,
+                           catalog: ModelCatalog? = nil,
                            configure: (inout ServiceConfiguration) -> Void = { _ in },
                            _ body: @Sendable (any TestClientProtocol, GenerationService) async throws -> Void) async throws {
         var configuration = ServiceConfiguration()
         configure(&configuration)
         let metrics = ServerMetrics()
-        let service = GenerationService(catalog: try ModelCatalog(folder: demoFolder), configuration: configuration, observer: metrics)
+        let service = GenerationService(catalog: try catalog ?? ModelCatalog(folder: demoFolder), configuration: configuration, observer: metrics)
         try service.preload()
         defer { service.shutdown() }
         var logger = Logger(label: "test")
         logger.logLevel = .error
         let app = buildApplication(service: service, settings: settings, metrics: metrics, logger: logger)
-        try await app.test(.router) { client in try await body(client, service) }
+        try await app.test(testing) { client in try await body(client, service) }
+    }
+
+    /// A models directory holding the demo model twice, as `alpha` and `beta` (symbolic links).
+    static func twoModels() throws -> ModelCatalog {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("deci-models-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for name in ["alpha", "beta"] {
+            try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(name), withDestinationURL: demoFolder)
+        }
+        return try ModelCatalog(modelsDirectory: dir)
     }
 
     static func jsonBody(_ object: [String: Any]) throws -> ByteBuffer {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end checks of `decidiffusion serve` as users run it: the real binary on the demo model,
-# bound to loopback on a free port: the same seed as `decidiffusion generate` byte for byte, a real
-# headless Chromium driving the web page, and a bounded load test. Installs what it needs
-# (Debian's chromium and chromium-driver, selenium in a venv).
+# bound to loopback on a free port: the same seed as `decidiffusion generate` byte for byte, the
+# official `openai` client on the OpenAI Images routes, a real headless Chromium driving the web
+# page, and a bounded load test. Installs what it needs (Debian's chromium and chromium-driver;
+# selenium, openai and pillow in a venv).
 # Usage: tools/e2e/run.sh [--screenshot PATH]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,8 +52,20 @@ trap stop_server EXIT
 
 start_server --queue-size 8
 "$py" tools/e2e/cli_parity.py --url "$url" --bin "$bin"
+"$py" tools/e2e/webuiapi_client_test.py --url "$url" --bin "$bin"
+"$py" tools/e2e/openai_client_test.py --url "$url" --bin "$bin"
 "$py" tools/e2e/web_page_test.py --url "$url" --screenshot "$screenshot"
 "$py" tools/e2e/web_page_test.py --url "$url" --width 390
 "$py" tools/e2e/load_test.py --url "$url" --pid "$pid" --clients 16 --submissions 200
+stop_server
+# With a key: the page asks for it, then works with it (Bearer from the browser).
+start_server --api-key e2e-key
+"$py" tools/e2e/web_page_test.py --url "$url" --width 390 --api-key e2e-key
+stop_server
+# The OpenAPI document against the server: no 5xx on generated requests, answers as documented.
+# Small limits keep the generated generation requests cheap.
+start_server --queue-size 4 --max-pixels 16384 --max-batch 2
+"$venv/bin/schemathesis" run "$url/openapi.json" --checks not_a_server_error,response_schema_conformance,status_code_conformance \
+    --max-examples 25 --phases coverage,fuzzing -w 1 --request-timeout 60 --no-color
 stop_server
 echo "e2e: ok (screenshot: $screenshot)"

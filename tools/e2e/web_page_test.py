@@ -14,6 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -25,6 +26,7 @@ def main():
     ap.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     ap.add_argument("--width", type=int, default=1100, help="window width (390 for a phone)")
     ap.add_argument("--height", type=int, default=1250)
+    ap.add_argument("--api-key", help="the server's key: the page must say it needs one, then work once it is entered")
     args = ap.parse_args()
 
     opts = Options()
@@ -34,6 +36,12 @@ def main():
     try:
         driver.get(args.url + "/")
         wait = WebDriverWait(driver, 60)
+        if args.api_key:
+            wait.until(lambda d: d.find_element(By.ID, "model").text == "API key needed")
+            driver.find_element(By.CSS_SELECTOR, "details summary").click()
+            key = driver.find_element(By.ID, "apikey")
+            key.send_keys(args.api_key)
+            key.send_keys(Keys.TAB)  # change event: stored, capabilities reloaded with the key
         # Capabilities fill the model's defaults in.
         wait.until(lambda d: d.find_element(By.ID, "steps").get_attribute("value") != "")
         assert "model:" in driver.find_element(By.ID, "model").text, driver.find_element(By.ID, "model").text

@@ -67,6 +67,12 @@ int cic_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height, uint3
                    int compression_level, const cic_text *texts, size_t text_count,
                    uint8_t **out, size_t *out_size, char *err, size_t err_size);
 
+/// Encodes 8-bit interleaved RGB as a baseline JFIF JPEG in memory (4:2:0 chroma subsampling, as
+/// libjpeg and Pillow default to), `quality` 1-100 on libjpeg's scale. `*out` is malloc'd; free it
+/// with cic_free.
+int cic_jpeg_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int quality,
+                    uint8_t **out, size_t *out_size, char *err, size_t err_size);
+
 void cic_image_free(cic_image *image);
 void cic_free(void *pointer);
 

@@ -1,4 +1,4 @@
-// Bearer-key authentication for every route but the open ones (`/healthz`, and `/`, the page that
+// Key authentication (Bearer, or Basic for A1111 clients) for every route but the open ones (`/healthz`, and `/`, the page that
 // asks for the key itself).
 import Foundation
 import Hummingbird
@@ -16,14 +16,35 @@ struct APIKeyMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if openPaths.contains(request.uri.path) { return try await next(request, context) }
         // Preflight requests carry no credentials; the CORS middleware in front answers them.
-        guard let header = request.headers[.authorization], header.count > 7,
-              header.prefix(7).lowercased() == "bearer ",
-              Self.constantTimeEqual(Array(header.utf8.dropFirst(7)), key) else {
+        guard let header = request.headers[.authorization], Self.matches(header, key: key) else {
             throw APIError.unauthorized
         }
         var context = context
         context.authenticated = true
         return try await next(request, context)
+    }
+
+    /// `Bearer <key>` (the native and OpenAI clients), or HTTP Basic as A1111 clients send it with
+    /// `--api-auth user:pass`: the password is the key, or the whole `user:pass` is. An empty header
+    /// (Open WebUI sends one when no key is configured) is simply no credentials.
+    static func matches(_ header: String, key: [UInt8]) -> Bool {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2 else { return false }
+        let scheme = parts[0].lowercased(), value = parts[1].trimmingCharacters(in: .whitespaces)
+        switch scheme {
+        case "bearer":
+            return constantTimeEqual(Array(value.utf8), key)
+        case "basic":
+            guard let decoded = Data(base64Encoded: value) else { return false }
+            let credentials = [UInt8](decoded)
+            let password = credentials.firstIndex(of: UInt8(ascii: ":")).map { Array(credentials[($0 + 1)...]) } ?? []
+            // Both comparisons run, so timing does not tell which form was close.
+            let whole = constantTimeEqual(credentials, key)
+            let pass = constantTimeEqual(password, key)
+            return whole || pass
+        default:
+            return false
+        }
     }
 
     /// Compares without an early exit, so the time taken does not reveal how much of the key matched.

@@ -32,6 +32,19 @@ final class SecurityTests: XCTestCase {
             XCTAssertEqual(job["status"] as? String, "succeeded")
             let image = try await client.execute(uri: "/v1/jobs/\(id)/images/0.png", method: .get, headers: [.authorization: "bearer s3cret"])
             XCTAssertEqual(image.status, .ok, "the scheme name is case-insensitive")
+            // HTTP Basic as A1111 clients send it (--api-auth user:pass): the key as the password, or as user:pass.
+            func basic(_ credentials: String) -> HTTPFields { [.authorization: "Basic " + Data(credentials.utf8).base64EncodedString()] }
+            for good in ["user:s3cret", ":s3cret"] {
+                let r = try await client.execute(uri: "/v1/capabilities", method: .get, headers: basic(good))
+                XCTAssertEqual(r.status, .ok, good)
+            }
+            for bad in ["s3cret:user", "user:wrong", "", "user:"] {
+                let r = try await client.execute(uri: "/v1/capabilities", method: .get, headers: basic(bad))
+                XCTAssertEqual(r.status, .unauthorized, bad)
+            }
+            // An empty header (Open WebUI without a key) is no credentials: 401, not 400.
+            let empty = try await client.execute(uri: "/v1/capabilities", method: .get, headers: [.authorization: ""])
+            XCTAssertEqual(empty.status, .unauthorized)
         }
     }
 
