@@ -257,6 +257,9 @@ final class A1111RoutesTests: XCTestCase {
     func testAFullQueueIs429WithRetryAfter() async throws {
         try await F.withServer(configure: { $0.queueSize = 2 }) { client, service in
             let long = try service.submit(JobSpec(request: { var r = GenerationRequest(prompt: "x"); r.steps = 1000; return r }(), seed: 1))
+            // Running, not waiting: the queue's two places are free for the call.
+            for _ in 0..<2000 where service.health.running != long.id { try await Task.sleep(for: .milliseconds(5)) }
+            XCTAssertEqual(service.health.running, long.id)
             let response = try await Self.post(client, "txt2img", ["prompt": "x", "steps": 2, "width": 64, "height": 64, "n_iter": 3])
             XCTAssertEqual(response.status, .tooManyRequests, "three images do not fit a queue of two")
             XCTAssertNotNil(response.headers[.retryAfter])
