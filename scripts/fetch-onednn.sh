@@ -5,6 +5,14 @@
 # this build only as Python wheels; they are plain zip archives holding include/ and lib/, and
 # nothing of Python is used. The files are pinned by SHA-256.
 #
+# Why still 3.2: it is the newest GNU-OpenMP build Intel publishes (onednn-cpu-gomp ends at
+# 2023.2.0). The newer `onednn` wheels (2024.2.1, 2025.3.0 and 2026.1.0 = oneDNN 3.13.2 checked)
+# are SYCL builds: they link libtbb, libsycl and Intel's compiler runtime (~220 MB more), and the
+# CPU engine of 2026.1.0 is SYCL's: dnnl_engine_create(cpu) fails ("SYCL cpu devices queried but
+# not found") without Intel's OpenCL CPU runtime, and even then oneDNN would run on TBB beside this shim's
+# OpenMP pool (two pools on two cores). A newer oneDNN means building it from source with
+# -DONEDNN_CPU_RUNTIME=OMP (about 1,300 C++ files; too slow to fit in setup on a 2-core machine).
+#
 # x86-64 Linux only; elsewhere (or offline) the build falls back to the system's oneDNN, which
 # the shim supports too (2.x or 3.x). Exits 0 either way; prints what it did.
 set -euo pipefail

@@ -133,7 +133,7 @@ typedef struct {
 
 typedef struct {
     int state;  // 0 direct weights only, 1 transformed weights replaced them, -1 Winograd unavailable
-    float *u;   // transformed weights [36][cin][cout] (state 1)
+    void *u;    // transformed weights [36][cin][cout] float32, or [16][cin][cout] bf16 for F(2x2) (state 1)
     wino_gemm **gemm;  // one per (chunk height, output channels); individually allocated, never moved or dropped
     int ngemm, cap;
 } wino;

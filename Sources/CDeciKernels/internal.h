@@ -43,6 +43,12 @@ void dd_wino_output(const float *buf, float *y, const float *bias, const float *
 // Winograd F(4x4, 3x3) weights [36][cin][cout] from 3x3 filters in hwio layout with ldg output
 // channels per row (cout, a multiple of 16, of them used: a block of a wider layer).
 void dd_wino_weights(const float *hwio, long ldg, float *u, long cin, long cout);
+// The F(2x2, 3x3) counterparts for native bf16: 2x2 output tiles from 4x4 input tiles, buf [16][tc][c]
+// of bf16 bits (input, weights [16][cin][cout]) or float32 (output); DD_WINO_UP as above.
+void dd_wino2_input(const float *x, int flags, uint16_t *buf, long n, long h, long w, long c, long t0, long tc);
+void dd_wino2_output(const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w,
+                     long c, long ldy, long t0, long tc);
+void dd_wino2_weights(const float *hwio, long ldg, uint16_t *u, long cin, long cout);
 
 // ---- failure injection (fault.c) ---------------------------------------------------------------
 /// 1 (with err set) when dd_testing_fail_kernel_after says this kernel call fails.

@@ -83,3 +83,6 @@ DD_ISA_ENTRY(dd_f16_to_f32, (const uint16_t *x, float *y, long count), (x, y, co
 DD_ISA_ENTRY(dd_wino_input, (const float *x, int flags, float *buf, long n, long h, long w, long c, long t0, long tc), (x, flags, buf, n, h, w, c, t0, tc))
 DD_ISA_ENTRY(dd_wino_output, (const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w, long c, long ldy, long t0, long tc), (buf, y, bias, residual, act, n, h, w, c, ldy, t0, tc))
 DD_ISA_ENTRY(dd_wino_weights, (const float *hwio, long ldg, float *u, long cin, long cout), (hwio, ldg, u, cin, cout))
+DD_ISA_ENTRY(dd_wino2_input, (const float *x, int flags, uint16_t *buf, long n, long h, long w, long c, long t0, long tc), (x, flags, buf, n, h, w, c, t0, tc))
+DD_ISA_ENTRY(dd_wino2_output, (const float *buf, float *y, const float *bias, const float *residual, int act, long n, long h, long w, long c, long ldy, long t0, long tc), (buf, y, bias, residual, act, n, h, w, c, ldy, t0, tc))
+DD_ISA_ENTRY(dd_wino2_weights, (const float *hwio, long ldg, uint16_t *u, long cin, long cout), (hwio, ldg, u, cin, cout))

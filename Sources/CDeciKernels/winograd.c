@@ -1,4 +1,5 @@
-// Winograd F(4x4, 3x3) convolutions: batched oneDNN GEMMs between vectorised tile transforms.
+// Winograd convolutions: batched oneDNN GEMMs between vectorised tile transforms. F(4x4, 3x3) in
+// float32 (and emulated bf16), F(2x2, 3x3) with bf16 GEMMs where oneDNN has native bf16.
 #include "dnnl_internal.h"
 #include "ddkernels_testing.h"
 
@@ -17,11 +18,19 @@
 // them switches on its first large call: they replace the direct weights and serve every later
 // call whatever its size. DECI_WINOGRAD=0 turns the automatic choice off, DECI_WINOGRAD_MIN_TILES
 // sets its tile count, DECI_WINOGRAD_KEEP=0/1 overrides every layer's keep setting.
+//
+// Native bf16 runs F(2x2, 3x3) instead: 16 GEMMs of bf16 operands (float32 accumulation) between
+// float32 transforms, 2.25x fewer multiplies than direct convolution. Not F(4x4): rounding its
+// transformed tiles to bf16 (their entries reach 100x the input's through B^T's 4s and 5s, and
+// A^T's 8s bring them back) gives ~10x the error of a direct bf16 convolution, F(2x2)'s 0, +-1,
+// +-1/2 transforms 1.7x (scale-relative RMS, random data: 2.5e-2 and 3.9e-3 vs 2.3e-3).
+// DECI_WINOGRAD_BF16=0 keeps native bf16 direct.
 #define WINO_SCRATCH (16L << 20)  // transformed input + output per chunk of tiles: stays in L3
 
 static int g_wino_enabled = -1;
 static long g_wino_min_tiles = 128;
 static int g_wino_keep = -1;  // DECI_WINOGRAD_KEEP=0/1 overrides every layer's choice
+static int g_wino_bf16 = 1;   // DECI_WINOGRAD_BF16=0: native bf16 stays direct
 static _Thread_local long g_wino_chunk = 0;  // per thread, like g_attention_tile
 
 void dd_set_winograd_chunk(long tiles) { g_wino_chunk = tiles > 0 ? tiles : 0; }
@@ -40,7 +49,20 @@ static void wino_settings(void) {
     const char *k = getenv("DECI_WINOGRAD_KEEP");
     g_wino_keep = k && strcmp(k, "0") == 0 ? 0 : k && strcmp(k, "1") == 0 ? 1 : -1;
     g_wino_enabled = !(e && strcmp(e, "0") == 0);
+    const char *b = getenv("DECI_WINOGRAD_BF16");
+    g_wino_bf16 = !(b && strcmp(b, "0") == 0);
 }
+
+int dd_winograd_bf16(void) {
+    wino_settings();
+    return g_wino_bf16 && dd_bf16_native();
+}
+
+// The layer's variant: F(2x2) with bf16 operands when bf16 is native, else F(4x4) in float32.
+static int wino_f2(const dd_conv *c) { return c->dt == DD_BF16 && !dd_emulated(c->dt); }
+static int wino_tile(const dd_conv *c) { return wino_f2(c) ? 2 : 4; }
+static long wino_points(const dd_conv *c) { return wino_f2(c) ? 16 : 36; }  // GEMMs per call
+static long wino_in_bytes(const dd_conv *c) { return wino_f2(c) ? 2 : 4; }  // per transformed input value
 
 static void wino_gemm_free(wino_gemm *m) {
     if (m->prim) dnnl_primitive_destroy(m->prim);
@@ -58,18 +80,19 @@ void dd_wino_free(wino *W) {
     memset(W, 0, sizeof *W);
 }
 
-static long wino_tiles(int n, int h, int w) { return (long)n * ((h + 3) / 4) * ((w + 3) / 4); }
+static long tiles_of(int n, int h, int w, int m) { return (long)n * ((h + m - 1) / m) * ((w + m - 1) / m); }
+static long wino_tiles(const dd_conv *c, int n, int h, int w) { return tiles_of(n, h, w, wino_tile(c)); }
 
 int dd_wino_applies(const dd_conv *c, int n, int h, int w) {
     wino_settings();
     if (c->W.state > 0) return 1;  // the direct weights are gone
     if (c->algorithm == DD_CONV_DIRECT || c->W.state < 0) return 0;
-    // Native bf16 stays direct: Winograd's transformed tiles need more precision than bf16 holds.
-    // Emulated bf16 multiplies in float32, so it gains what float32 gains.
-    int geometry = (c->dt == DD_F32 || dd_emulated(c->dt)) && c->kh == 3 && c->kw == 3 && c->stride == 1 && c->ph == 1 && c->pw == 1 && c->pb == 1 &&
+    // Emulated bf16 multiplies in float32, so it gains what float32 gains; native bf16 runs F(2x2).
+    int geometry = (c->dt == DD_F32 || dd_emulated(c->dt) || g_wino_bf16) && c->kh == 3 && c->kw == 3 && c->stride == 1 && c->ph == 1 && c->pw == 1 && c->pb == 1 &&
                    c->pr == 1 && c->cin % 16 == 0 && c->cout % 16 == 0;
     if (c->algorithm == DD_CONV_WINOGRAD || g_wino_forced) return geometry;
-    return geometry && g_wino_enabled && c->cin >= 64 && c->cout >= 64 && wino_tiles(n, h, w) >= g_wino_min_tiles;
+    // The size rule counts 4x4 output tiles for either variant (the same image area).
+    return geometry && g_wino_enabled && c->cin >= 64 && c->cout >= 64 && tiles_of(n, h, w, 4) >= g_wino_min_tiles;
 }
 
 // The layer's direct weights in hwio layout (float32, in the call's scratch), the source of its
@@ -92,8 +115,9 @@ static float *wino_hwio(dd_conv *c) {
 static _Thread_local long g_wino_u_block = 0;  // test override, bytes
 void dd_set_winograd_weight_block(long bytes) { g_wino_u_block = bytes > 0 ? bytes : 0; }
 
-static long wino_block_channels(long cin, long cout) {
-    long limit = g_wino_u_block > 0 ? g_wino_u_block : WINO_U_BLOCK, per_channel = 36 * cin * (long)sizeof(float);
+static long wino_block_channels(const dd_conv *c) {
+    long cin = c->cin, cout = c->cout;
+    long limit = g_wino_u_block > 0 ? g_wino_u_block : WINO_U_BLOCK, per_channel = wino_points(c) * cin * wino_in_bytes(c);
     long blocks = (cout * per_channel + limit - 1) / limit;
     long cb = (cout + blocks - 1) / blocks;
     return (cb + 15) / 16 * 16;
@@ -114,9 +138,11 @@ static wino_gemm *wino_gemm_for(dd_conv *c, long tc, long nc) {
     if (!m) return NULL;
     m->tc = tc;
     m->nc = nc;
-    dnnl_dims_t sd = {36, tc, c->cin}, wd = {36, c->cin, nc}, dd = {36, tc, nc};
-    m->src = md_tag(3, sd, dnnl_f32, dnnl_abc);
-    m->wei = md_tag(3, wd, dnnl_f32, dnnl_abc);
+    long k = wino_points(c);
+    dnnl_data_type_t dt = wino_f2(c) ? dnnl_bf16 : dnnl_f32;
+    dnnl_dims_t sd = {k, tc, c->cin}, wd = {k, c->cin, nc}, dd = {k, tc, nc};
+    m->src = md_tag(3, sd, dt, dnnl_abc);
+    m->wei = md_tag(3, wd, dt, dnnl_abc);
     m->dst = md_tag(3, dd, dnnl_f32, dnnl_abc);
     dnnl_primitive_desc_t pd = NULL;
     int ok = m->src && m->wei && m->dst && matmul_pd_create(&pd, dd_engine, m->src, m->wei, NULL, m->dst, NULL) == dnnl_success &&
@@ -133,13 +159,14 @@ static wino_gemm *wino_gemm_for(dd_conv *c, long tc, long nc) {
 
 int dd_wino_forward(dd_conv *c, int n, int h, int w, const float *src, int up, float *dst, const float *residual,
                         dd_activation act, char *err, int errlen) {
-    long tiles = wino_tiles(n, h, w), cout = c->cout;
+    long tiles = wino_tiles(c, n, h, w), cout = c->cout, K = wino_points(c), vb = wino_in_bytes(c);
+    int f2 = wino_f2(c);
     pthread_mutex_lock(&c->L.lock);
     // Compact bf16 weights would lose their point next to 4x larger kept transformed ones.
     int keep = g_wino_keep >= 0 ? g_wino_keep : c->wino_keep;
     int transient = c->W.state == 0 && (!keep || (c->L.nw > 0 && c->L.w[0].compact));
-    long cb = transient ? wino_block_channels(c->cin, cout) : cout, last = cout - (cout - 1) / cb * cb;
-    long per_tile = 36L * (c->cin + cb) * (long)sizeof(float);
+    long cb = transient ? wino_block_channels(c) : cout, last = cout - (cout - 1) / cb * cb;
+    long per_tile = K * (c->cin * vb + cb * (long)sizeof(float));
     long cap = WINO_SCRATCH / per_tile < 32 ? 32 : WINO_SCRATCH / per_tile;
     if (g_wino_chunk > 0) cap = g_wino_chunk;
     long chunks = (tiles + cap - 1) / cap, tc = (tiles + chunks - 1) / chunks;
@@ -149,10 +176,12 @@ int dd_wino_forward(dd_conv *c, int n, int h, int w, const float *src, int up, f
     if (!m && c->W.state == 0) c->W.state = -1;
     float *g = NULL;  // transient: hwio weights, transformed block by block below
     if (m && c->W.state == 0 && !transient) {  // switch for good
-        size_t ub = (size_t)36 * c->cin * cout * sizeof(float);
-        float *built = dd_alloc_large(ub), *hwio = built ? wino_hwio(c) : NULL;
+        size_t ub = (size_t)K * c->cin * cout * vb;
+        void *built = dd_alloc_large(ub);
+        float *hwio = built ? wino_hwio(c) : NULL;
         if (hwio) {
-            dd_wino_weights(hwio, cout, built, c->cin, cout);
+            if (f2) dd_wino2_weights(hwio, cout, built, c->cin, cout);
+            else dd_wino_weights(hwio, cout, built, c->cin, cout);
             c->W.u = built;
             c->W.state = 1;
             if (c->direct_busy == 0) dd_drop_direct_weights(&c->L);  // else kept: another thread runs them
@@ -171,8 +200,8 @@ int dd_wino_forward(dd_conv *c, int n, int h, int w, const float *src, int up, f
         if (err && errlen > 0) snprintf(err, errlen, "oneDNN Winograd GEMM %d->%d for %ld tiles: no implementation", c->cin, c->cout, tc);
         return -1;
     }
-    float *vbuf = dd_scratch(SCRATCH_WINO_V, (size_t)36 * tc * c->cin * sizeof(float));
-    float *mbuf = dd_scratch(SCRATCH_WINO_M, (size_t)36 * tc * cb * sizeof(float));
+    void *vbuf = dd_scratch(SCRATCH_WINO_V, (size_t)K * tc * c->cin * vb);
+    float *mbuf = dd_scratch(SCRATCH_WINO_M, (size_t)K * tc * cb * sizeof(float));
     // Emulated bf16 rounds the inputs, as the direct path does, inside the input transform.
     int flags = (up ? DD_WINO_UP : 0) | (dd_emulated(c->dt) ? DD_WINO_BF16 : 0);
     dnnl_status_t st = vbuf && mbuf ? dnnl_success : dnnl_out_of_memory;
@@ -180,22 +209,28 @@ int dd_wino_forward(dd_conv *c, int n, int h, int w, const float *src, int up, f
     for (long co = 0; co < cout && st == dnnl_success; co += cb) {
         long nc = cout - co < cb ? cout - co : cb;
         wino_gemm *mm = nc == cb ? m : m_last;
-        float *u = c->W.u;
+        void *u = c->W.u;
         if (g) {
-            if (!(u = dd_scratch(SCRATCH_WINO_U, (size_t)36 * c->cin * nc * sizeof(float)))) {
+            if (!(u = dd_scratch(SCRATCH_WINO_U, (size_t)K * c->cin * nc * vb))) {
                 st = dnnl_out_of_memory;
                 break;
             }
-            dd_wino_weights(g + co, cout, u, c->cin, nc);
+            if (f2) dd_wino2_weights(g + co, cout, u, c->cin, nc);
+            else dd_wino_weights(g + co, cout, u, c->cin, nc);
         }
         for (long t0 = 0; t0 < tiles && st == dnnl_success; t0 += tc) {
-            if (co == 0 || chunks > 1) dd_wino_input(src, flags, vbuf, n, h, w, c->cin, t0, tc);
+            if (co == 0 || chunks > 1) {
+                if (f2) dd_wino2_input(src, flags, vbuf, n, h, w, c->cin, t0, tc);
+                else dd_wino_input(src, flags, vbuf, n, h, w, c->cin, t0, tc);
+            }
             cmd_t mds[3] = {mm->src, mm->wei, mm->dst};
             void *ptrs[3] = {vbuf, u, mbuf};
             st = dd_execute(mm->prim, 3, ids, mds, ptrs);
-            if (st == dnnl_success)
-                dd_wino_output(mbuf, dst + co, c->L.bias ? c->L.bias + co : NULL, residual ? residual + co : NULL, act, n, h, w,
-                               nc, cout, t0, tc);
+            if (st == dnnl_success) {
+                const float *bias = c->L.bias ? c->L.bias + co : NULL, *res = residual ? residual + co : NULL;
+                if (f2) dd_wino2_output(mbuf, dst + co, bias, res, act, n, h, w, nc, cout, t0, tc);
+                else dd_wino_output(mbuf, dst + co, bias, res, act, n, h, w, nc, cout, t0, tc);
+            }
         }
     }
     if (st != dnnl_success) {

@@ -26,6 +26,11 @@ public enum Backend {
     /// float32 with the same rounding of inputs and weights.
     public static var hasNativeBF16: Bool { dd_bf16_native() != 0 }
 
+    /// Whether native bf16 3x3 convolutions run Winograd F(2x2, 3x3) (see `ConvAlgorithm`): bf16
+    /// is native and `DECI_WINOGRAD_BF16=0` did not turn it off. False where bf16 is emulated (its
+    /// convolutions run float32 F(4x4, 3x3) on bf16-rounded values instead).
+    public static var runsBF16Winograd: Bool { dd_winograd_bf16() != 0 }
+
     /// Returns cached activation buffers to the system (e.g. between pipeline stages).
     public static func trimMemory() { dd_pool_trim() }
 
@@ -40,15 +45,19 @@ public enum Backend {
     }
 }
 
-/// How a 3x3, stride-1, pad-1 float32 convolution (channel counts multiples of 16) is computed.
+/// How a 3x3, stride-1, pad-1 convolution (channel counts multiples of 16) is computed. Winograd
+/// is F(4x4, 3x3) in float32 and in emulated bf16, and F(2x2, 3x3) with bf16 operands (float32
+/// transforms and accumulation) where bf16 is native: F(4x4)'s transformed tiles rounded to bf16
+/// would cost ~10x the error of a direct bf16 convolution, F(2x2)'s cost ~1.7x.
 public enum ConvAlgorithm: Sendable {
-    /// Winograd F(4x4, 3x3) when the input is large enough to pay for it (>= 64 channels and
-    /// >= 128 output tiles of 4x4), direct otherwise.
+    /// Winograd when the input is large enough to pay for it (>= 64 channels and >= 128 output
+    /// tiles of 4x4), direct otherwise.
     case auto
     /// Always direct convolution (oneDNN).
     case direct
-    /// Winograd whenever the geometry allows it: 2.5-3.5x fewer seconds on large inputs, rounding a
-    /// few times that of direct convolution (its weights: see `Conv2d.keepsWinogradWeights`).
+    /// Winograd whenever the geometry allows it: 2.5-3.5x fewer seconds on large inputs in float32
+    /// (native bf16 F(2x2): 1.4-1.8x fewer CPU seconds than direct bf16), rounding a few times that
+    /// of direct convolution (its weights: see `Conv2d.keepsWinogradWeights`).
     case winograd
 
     var kernel: dd_conv_algorithm {

@@ -39,6 +39,11 @@ extension Tolerance {
     /// rounding runs a few times that of direct convolution (measured 2e-6 to 6e-6 scale-relative).
     static let winograd = 2e-5
 
+    /// Native bf16 Winograd F(2x2, 3x3) (transformed tiles and weights rounded to bf16) against
+    /// float32 references (PyTorch, or the direct float32 convolution): about 1.7x the rounding of
+    /// a direct bf16 convolution, so the bf16-vs-f32 bound holds for it too.
+    static let bf16Winograd = bf16VsF32
+
     /// bf16 attention against PyTorch with q, k, v and the probabilities rounded to bf16: a
     /// probability within float32 noise of a bf16 rounding boundary may round the other way.
     static let bf16Attention = 1e-3

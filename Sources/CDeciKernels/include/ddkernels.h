@@ -90,9 +90,10 @@ void dd_conv_output_size(const dd_conv *c, int h, int w, int *oh, int *ow);
 int dd_conv_forward_upsampled(dd_conv *c, int n, int h, int w, const float *src, float *dst, char *err, int errlen);
 
 // ---- Winograd (winograd.c) ---------------------------------------------------------------------
-/// How a 3x3, stride-1, pad-1 float32 convolution with channel counts that are multiples of 16
-/// runs: AUTO picks Winograd F(4x4, 3x3) for large inputs (>= 64 channels, >= 128 output tiles of
-/// 4x4 by default), DIRECT never uses it, WINOGRAD whenever the geometry allows.
+/// How a 3x3, stride-1, pad-1 convolution with channel counts that are multiples of 16 runs: AUTO
+/// picks Winograd for large inputs (>= 64 channels, >= 128 output tiles of 4x4 by default), DIRECT
+/// never uses it, WINOGRAD whenever the geometry allows. Winograd is F(4x4, 3x3) in float32 (and
+/// emulated bf16), F(2x2, 3x3) with bf16 GEMMs where bf16 is native (see dd_winograd_bf16).
 /// Other convolutions always run direct. Winograd's transformed weights (4x the direct ones) are
 /// rebuilt for each call from the direct weights (measured no slower than keeping them); with
 /// `keep` set they replace the direct weights for good instead. Set before first use.
@@ -104,6 +105,9 @@ int dd_conv_read_weights(dd_conv *c, float *weight, char *err, int errlen);
 /// Replaces the weights (PyTorch layout, float32) in place, rounded as at creation; fails once
 /// Winograd weights have replaced the direct ones. Not while the layer runs.
 int dd_conv_write_weights(dd_conv *c, const float *weight, char *err, int errlen);
+/// 1 when native bf16 convolutions may run Winograd F(2x2, 3x3) (bf16 native here and not turned
+/// off with DECI_WINOGRAD_BF16=0); 0 when they always run direct.
+int dd_winograd_bf16(void);
 
 // ---- linear / matmul (matmul.c) ----------------------------------------------------------------
 typedef struct dd_linear dd_linear;

@@ -63,6 +63,11 @@ struct UNet2DConditionTests {
         try expectWinogradParity("UNet2DCondition \(name)") { try runSD(name, precision: .f32).0 }
     }
 
+    @Test("bf16 forward with every eligible conv as Winograd stays close to the f32 reference", arguments: SDCases.names)
+    func bf16Winograd(_ name: String) throws {
+        try expectBF16WinogradParity("UNet2DCondition \(name)") { try runSD(name, precision: .bf16).0 }
+    }
+
     @Test("bf16 forward stays close to the f32 reference", arguments: SDCases.names)
     func parityBF16(_ name: String) throws {
         let (c, _) = try runSD(name, precision: .bf16)

@@ -62,6 +62,11 @@ struct UNetNASTests {
         try expectWinogradParity("U-Net-NAS \(name)") { try runNAS(name, precision: .f32).0 }
     }
 
+    @Test("bf16 forward with every eligible conv as Winograd stays close to the f32 reference", arguments: NASCases.names)
+    func bf16Winograd(_ name: String) throws {
+        try expectBF16WinogradParity("U-Net-NAS \(name)") { try runNAS(name, precision: .bf16).0 }
+    }
+
     @Test("bf16 forward stays close to the f32 reference", arguments: NASCases.names)
     func parityBF16(_ name: String) throws {
         let (c, _) = try runNAS(name, precision: .bf16)

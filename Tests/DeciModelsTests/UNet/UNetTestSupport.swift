@@ -209,6 +209,21 @@ func opBreakdown(precision: Precision, repeats: Int = 3) {
     }
 }
 
+/// The bf16 counterpart: every eligible convolution as Winograd (native bf16: F(2x2, 3x3) with
+/// bf16 GEMMs) must keep the bf16 tolerance against the float32 reference and differ from the
+/// direct bf16 result. Where native bf16 runs no Winograd (DECI_WINOGRAD_BF16=0) only the
+/// tolerance is checked.
+func expectBF16WinogradParity(_ label: String, sourceLocation: SourceLocation = #_sourceLocation,
+                              _ run: () throws -> Comparison) throws {
+    let winograd = try Backend.forcingWinograd(run)
+    let direct = try run()
+    print("\(label) bf16 Winograd: \(winograd)")
+    #expect(winograd.within(relative: bf16Tolerance), "\(label): \(winograd)", sourceLocation: sourceLocation)
+    if !Backend.hasNativeBF16 || Backend.runsBF16Winograd {
+        #expect(winograd.maxAbsDiff != direct.maxAbsDiff, "\(label): Winograd did not run", sourceLocation: sourceLocation)
+    }
+}
+
 /// Runs a denoiser fixture's f32 forward pass (`run` returns its comparison with the reference)
 /// with every eligible convolution as Winograd, then directly: the Winograd result must meet the
 /// f32 tolerance and differ from the direct one, which shows that it ran.

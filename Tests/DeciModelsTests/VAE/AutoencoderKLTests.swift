@@ -182,6 +182,20 @@ struct AutoencoderKLTests {
         #expect(decoded.toArray() != vae.decode(latents).toArray(), "Winograd did not run")
     }
 
+    /// bf16 with every eligible conv as Winograd (native bf16: F(2x2, 3x3) with bf16 GEMMs;
+    /// emulated: float32 F(4x4) on rounded values): decode and encode within the bf16 tolerance of
+    /// diffusers' float32 results, as direct bf16 is.
+    @Test(.enabled(if: !Backend.hasNativeBF16 || Backend.runsBF16Winograd))
+    func bf16Winograd() throws {
+        let ref = try VAEReference()
+        let vae = try loadTiny(.bf16)
+        let latents = try ref.nhwc("decode.latents"), images = try ref.nhwc("encode.images")
+        let (decoded, mean) = Backend.forcingWinograd { (vae.decode(latents), vae.encode(images).mean) }
+        try expectClose(decoded, "decode.output", ref, tol: VAETolerance.bf16, "decode bf16 Winograd")
+        try expectClose(mean, "encode.mean", ref, tol: VAETolerance.bf16, "encode mean bf16 Winograd")
+        #expect(decoded.toArray() != vae.decode(latents).toArray(), "Winograd did not run")
+    }
+
     @Test func bf16() throws {
         let ref = try VAEReference()
         let vae = try loadTiny(.bf16)
