@@ -39,6 +39,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // multipart/form-data parsing for the OpenAI image-edit route.
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        // `decidiffusion download`: HTTP client for the Hugging Face Hub (DeciHub), SHA-256/SHA-1 checks.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C shim over oneDNN plus the element-wise kernels that need AVX-512 / bf16 instructions
@@ -77,9 +81,19 @@ let package = Package(
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "MultipartKit", package: "multipart-kit")]
         ),
+        // Hugging Face Hub downloads into the shared hub cache (`decidiffusion download`); its own
+        // target so the pipeline library never links an HTTP client.
+        .target(
+            name: "DeciHub",
+            dependencies: ["DeciJSON",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "decidiffusion",
-            dependencies: ["DeciDiffusion", "DeciBenchmarks", "DeciServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["DeciDiffusion", "DeciBenchmarks", "DeciServer", "DeciHub", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .testTarget(name: "DeciTensorTests", dependencies: ["DeciTensor", "DeciWeights", "TestSupport"]),
@@ -95,6 +109,9 @@ let package = Package(
                                                             .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                             .product(name: "MultipartKit", package: "multipart-kit"),
                                                             .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "DeciHubTests", dependencies: ["DeciHub", "DeciDiffusion", "DeciImage", "TestSupport",
+                                                         .product(name: "Hummingbird", package: "hummingbird"),
+                                                         .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]
 )

@@ -118,6 +118,8 @@ public struct CheckpointLayout: Sendable {
             }
             if let newest { return snapshots.appendingPathComponent(newest) }
         }
-        throw CheckpointError("model '\(spec)' not found: no such folder, and no snapshot in the Hugging Face cache (\(caches.joined(separator: ", ")))")
+        // Never fetched implicitly: a checkpoint is gigabytes, so the user runs the download on purpose.
+        throw CheckpointError("model '\(spec)' not found: no such folder, and not in the Hugging Face cache (\(caches.joined(separator: ", "))). "
+                              + "Download it first with: decidiffusion download \(spec)")
     }
 }
