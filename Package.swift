@@ -85,8 +85,7 @@ let package = Package(
         // target so the pipeline library never links an HTTP client.
         .target(
             name: "DeciHub",
-            dependencies: ["DeciJSON",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            dependencies: [.product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "Crypto", package: "swift-crypto")]

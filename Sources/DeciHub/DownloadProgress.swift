@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Renders download events: on a terminal one self-updating bar (bytes, percentage, rate, current
 /// file), redrawn at most ten times a second; otherwise (logs, CI) one plain line per file.

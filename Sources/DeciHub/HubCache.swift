@@ -88,7 +88,7 @@ public struct HubRepoCache: Sendable {
 
     /// Holds huggingface_hub's per-blob lock (flock on `.locks/.../<etag>.lock`) while `body` runs,
     /// so this tool and a Python process never write the same `.incomplete` file at once.
-    func withBlobLock<T>(_ etag: String, file: String, _ body: () async throws -> T) async throws -> T {
+    func withBlobLock<T>(_ etag: String, file: String, _ body: () async throws(HubError) -> T) async throws(HubError) -> T {
         let url = lockFile(etag)
         try Self.makeDirectory(url.deletingLastPathComponent())
         let fd = open(url.path, O_CREAT | O_RDWR, 0o644)
