@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a download reports as it goes (to a progress bar or a log).
 public enum DownloadEvent: Sendable {
@@ -130,6 +133,10 @@ public struct HubDownloader: Sendable {
             throw .fileSystem(path: partial.path, reason: "cannot open for writing (\(error.localizedDescription))")
         }
         defer { try? handle.close() }
+        if let free = Self.freeBytes(partial.deletingLastPathComponent()), free < meta.size - offset {
+            throw .fileSystem(path: partial.deletingLastPathComponent().path,
+                              reason: "\(file) needs \(meta.size - offset) more bytes but only \(free) are free on this disk")
+        }
         var hash = ContentHash(etag: meta.etag, size: meta.size)
         try Self.hashExisting(handle, bytes: offset, into: &hash, path: partial.path)
         progress(.fileStarted(path: file, size: meta.size, resumedFrom: offset))
@@ -176,6 +183,12 @@ public struct HubDownloader: Sendable {
 
     static func size(of url: URL) -> Int64? {
         (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.int64Value
+    }
+
+    static func freeBytes(_ folder: URL) -> Int64? {
+        var stats = statvfs()
+        guard statvfs(folder.path, &stats) == 0 else { return nil }
+        return Int64(stats.f_bavail) * Int64(stats.f_frsize)
     }
 
     /// Feeds the bytes already on disk into the hash, so a resumed file is verified whole.

@@ -99,11 +99,15 @@ final class HubDownloadTests: XCTestCase {
     }
 
     /// huggingface_hub, offline, reads the cache this tool wrote (scan_cache_dir rejects a bad
-    /// layout). Runs when the project's Python venv is there; the Swift checks above stand alone.
+    /// layout). Required when DECI_HUB_PYTHON names an interpreter (tools/e2e/run.sh sets it);
+    /// otherwise run when the project's venv has huggingface_hub. The Swift checks above stand alone.
     func crossCheckWithHuggingFaceHub(repo: FakeRepo, files: [String]) throws {
-        let python = ProcessInfo.processInfo.environment["DECI_VENV_PYTHON"]
-            ?? NSHomeDirectory() + "/.cache/decidiffusion/venv/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else { return }
+        let required = ProcessInfo.processInfo.environment["DECI_HUB_PYTHON"]
+        let python = required ?? NSHomeDirectory() + "/.cache/decidiffusion/venv/bin/python"
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            if required != nil { XCTFail("DECI_HUB_PYTHON=\(python) is not an executable") }
+            return
+        }
         let script = """
             import json, sys, hashlib
             try:
@@ -137,7 +141,10 @@ final class HubDownloadTests: XCTestCase {
         process.waitUntilExit()
         XCTAssertEqual(process.terminationStatus, 0, "huggingface_hub could not read the cache")
         let text = String(decoding: output, as: UTF8.self)
-        if text.hasPrefix("SKIP") { return }
+        if text.hasPrefix("SKIP") {
+            if required != nil { XCTFail("huggingface_hub is not installed for \(python)") }
+            return
+        }
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: output) as? [String: Any], text)
         XCTAssertEqual(obj["snapshot"] as? String, cache.appendingPathComponent("models--test-org--demo/snapshots/\(repo.commit)").path)
         let hashes = try XCTUnwrap(obj["sha256"] as? [String: String])

@@ -68,4 +68,18 @@ start_server --queue-size 4 --max-pixels 16384 --max-batch 2
 "$venv/bin/schemathesis" run "$url/openapi.json" --checks not_a_server_error,response_schema_conformance,status_code_conformance \
     --max-examples 25 --phases coverage,fuzzing -w 1 --request-timeout 60 --no-color
 stop_server
+# `decidiffusion download`: huggingface_hub (offline) reads the cache it writes from the test Hub
+# server; the CLI's offline refusal and the `--model REPO_ID` not-cached message.
+DECI_HUB_PYTHON="$py" swift test -c release --skip-build -Xswiftc -enable-testing \
+    --filter HubDownloadTests/testFullDownloadWritesTheHubCacheLayoutAndTheModelGenerates
+hub="$(mktemp -d)"
+if HF_HUB_CACHE="$hub" HF_HUB_OFFLINE=1 "$bin" download test-org/absent 2>"$hub/err"; then
+    echo "error: an offline download of an uncached repo succeeded" >&2; exit 1
+fi
+grep -q "HF_HUB_OFFLINE is set" "$hub/err" || { cat "$hub/err" >&2; exit 1; }
+if HF_HUB_CACHE="$hub" "$bin" generate "x" --model test-org/absent 2>"$hub/err"; then
+    echo "error: --model with an uncached repo id succeeded" >&2; exit 1
+fi
+grep -q "decidiffusion download test-org/absent" "$hub/err" || { cat "$hub/err" >&2; exit 1; }
+rm -rf "$hub"
 echo "e2e: ok (screenshot: $screenshot)"
