@@ -121,11 +121,11 @@ public struct HubDownloader: Sendable {
                            progress: @Sendable (DownloadEvent) -> Void) async throws(HubError) -> Int64 {
         let partial = cache.incomplete(meta.etag)
         let fm = FileManager.default
-        if !fm.fileExists(atPath: partial.path) { fm.createFile(atPath: partial.path, contents: nil) }
+        if !fm.fileExists(atPath: partial.path) { _ = fm.createFile(atPath: partial.path, contents: nil) }
         var offset = Self.size(of: partial) ?? 0
         if offset > meta.size {  // not a prefix of this file: start over
             try? fm.removeItem(at: partial)
-            fm.createFile(atPath: partial.path, contents: nil)
+            _ = fm.createFile(atPath: partial.path, contents: nil)
             offset = 0
         }
         let handle: FileHandle

@@ -45,8 +45,9 @@ struct Download: ParsableCommand {
         if let error = outcome.error { throw error }
         guard let result = outcome.result else { return }
         for note in result.notes where settings.offline { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
-        FileHandle.standardError.write(Data("\(repo) is in the cache (\(DownloadProgress.bytes(result.bytesDownloaded)) fetched); generate with:\n"
-                                            + "  decidiffusion generate --model \(repo) \"a photo of a cat\"\n".utf8))
+        let hint = "\(repo) is in the cache (\(DownloadProgress.bytes(result.bytesDownloaded)) fetched); generate with:\n"
+            + "  decidiffusion generate --model \(repo) \"a photo of a cat\"\n"
+        FileHandle.standardError.write(Data(hint.utf8))
         print(result.snapshot.path)
     }
 }

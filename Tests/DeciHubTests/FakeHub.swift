@@ -77,7 +77,7 @@ enum FakeHub {
     static func run<T: Sendable>(_ repos: [FakeRepo], script: HubScript = HubScript(),
                                  _ body: @Sendable (_ endpoint: String) async throws -> T) async throws -> T {
         let byID = Dictionary(uniqueKeysWithValues: repos.map { ($0.id, $0) })
-        let router = Router()
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.get("/api/models/:org/:name/revision/:rev") { request, context -> Response in
             script.record(range: nil, authorization: request.headers[.authorization])
             if let denied = authorize(request, script) { return denied }
