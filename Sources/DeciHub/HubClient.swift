@@ -127,10 +127,10 @@ final class HubClient: Sendable {
         } catch let error as HubError {
             throw error
         } catch {
-            throw .transport(url: url, reason: "\(Self.describe(error)) after \(received) of \(expectedSize) bytes")
+            throw .interrupted(file: file, reason: "\(Self.describe(error)) after \(received) of \(expectedSize) bytes")
         }
         guard received == expectedSize else {
-            throw .transport(url: url, reason: "the connection ended after \(received) of \(expectedSize) bytes")
+            throw .interrupted(file: file, reason: "the connection ended after \(received) of \(expectedSize) bytes")
         }
     }
 

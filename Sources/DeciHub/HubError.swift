@@ -18,8 +18,10 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
     case corrupt(file: String, reason: String)
     /// HF_HUB_OFFLINE is set and the repo (at that revision) is not in the cache.
     case offlineNotCached(repo: String, revision: String, cache: String)
-    /// The connection failed or dropped (the partial file is kept for the next run to resume).
+    /// The connection could not be made or failed before any file data.
     case transport(url: String, reason: String)
+    /// A file's download broke off; its `.incomplete` file is kept for the next run to resume.
+    case interrupted(file: String, reason: String)
     /// Reading or writing the cache.
     case fileSystem(path: String, reason: String)
     /// The repo is not a diffusers pipeline the engine can run.
@@ -49,7 +51,9 @@ public enum HubError: Error, CustomStringConvertible, Equatable {
             return "HF_HUB_OFFLINE is set and \(repo) at revision '\(revision)' is not complete in the cache (\(cache)); "
                 + "unset HF_HUB_OFFLINE to download it"
         case .transport(let url, let reason):
-            return "download from \(url) failed: \(reason); what arrived is kept and the next run resumes from there"
+            return "cannot reach \(url): \(reason); check the network (and HF_ENDPOINT if set)"
+        case .interrupted(let file, let reason):
+            return "\(file): the download broke off (\(reason)); what arrived is kept and running the command again resumes from there"
         case .fileSystem(let path, let reason): return "\(path): \(reason)"
         case .unsupportedRepo(let m): return m
         }

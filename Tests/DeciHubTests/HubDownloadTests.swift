@@ -181,7 +181,8 @@ final class HubDownloadTests: XCTestCase {
                 _ = try await HubDownloader(settings: s).download(repo: repo.id)
                 XCTFail("the dropped connection went unnoticed")
             } catch let error as HubError {
-                guard case .transport = error else { return XCTFail("\(error)") }
+                guard case .interrupted(let f, _) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(f, file)
                 XCTAssertTrue(error.description.contains("resumes"), error.description)
             }
             // What arrived is kept; the blob itself is not there yet, nor the snapshot entry.
@@ -362,9 +363,37 @@ final class HubDownloadTests: XCTestCase {
         }
     }
 
+    func testProgressShowsBytesAndRate() {
+        let lines = Lines()
+        let plain = DownloadProgress(interactive: false) { lines.append($0) }
+        plain.handle(.planned(commit: String(repeating: "a", count: 40), files: 1, bytes: 2_500_000))
+        plain.handle(.fileStarted(path: "vae/diffusion_pytorch_model.safetensors", size: 2_500_000, resumedFrom: 500_000))
+        plain.handle(.bytes(2_000_000))
+        plain.handle(.fileFinished(path: "vae/diffusion_pytorch_model.safetensors"))
+        XCTAssertTrue(lines.text.contains("1 file, 2.5 MB to fetch"), lines.text)
+        XCTAssertTrue(lines.text.contains("resuming at 500.0 kB"), lines.text)
+        XCTAssertTrue(lines.text.contains("done vae/diffusion_pytorch_model.safetensors: 2.0 MB in"), lines.text)
+        XCTAssertTrue(lines.text.contains("MB/s") || lines.text.contains("GB/s"), lines.text)
+        let bar = Lines()
+        let tty = DownloadProgress(interactive: true) { bar.append($0) }
+        tty.handle(.planned(commit: String(repeating: "a", count: 40), files: 1, bytes: 1_000_000))
+        tty.handle(.fileStarted(path: "f.safetensors", size: 1_000_000, resumedFrom: 0))
+        tty.handle(.bytes(500_000))
+        tty.finish()
+        XCTAssertTrue(bar.text.contains("[############------------]  50% 500.0 kB / 1.0 MB"), bar.text)
+        XCTAssertTrue(bar.text.hasSuffix("\n"))
+    }
+
     func testModelNotInTheCacheOffersTheDownloadCommand() {
         XCTAssertThrowsError(try CheckpointLayout.locate("Deci/DeciDiffusion-v1-0", environment: ["HF_HUB_CACHE": cache.path, "HOME": cache.path])) { error in
             XCTAssertTrue("\(error)".contains("decidiffusion download Deci/DeciDiffusion-v1-0"), "\(error)")
         }
     }
+}
+
+final class Lines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var parts: [String] = []
+    func append(_ s: String) { lock.lock(); parts.append(s); lock.unlock() }
+    var text: String { lock.lock(); defer { lock.unlock() }; return parts.joined() }
 }
