@@ -289,7 +289,7 @@ final class HubDownloadTests: XCTestCase {
         do {
             _ = try await HubDownloader(settings: offline).download(repo: repo.id)
             XCTFail("offline and not cached, yet no error")
-        } catch let error as HubError {
+        } catch {
             guard case .offlineNotCached = error else { return XCTFail("\(error)") }
             XCTAssertTrue(error.description.contains("HF_HUB_OFFLINE"), error.description)
         }
