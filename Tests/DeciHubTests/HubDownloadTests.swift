@@ -384,6 +384,26 @@ final class HubDownloadTests: XCTestCase {
         XCTAssertTrue(bar.text.hasSuffix("\n"))
     }
 
+    /// Opt-in figure (DECI_HUB_BENCH=1): loopback download rate of one 512 MB LFS file, hashing and
+    /// writing included. Prints; asserts only that the bytes arrived intact.
+    func testLoopbackThroughputFigure() async throws {
+        guard ProcessInfo.processInfo.environment["DECI_HUB_BENCH"] == "1" else { throw XCTSkip("set DECI_HUB_BENCH=1") }
+        let size = 512 << 20
+        var big = Self.tinyRepo(weights: 1000)
+        big.files["unet/diffusion_pytorch_model.safetensors"] = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) })
+        let repo = big
+        let s = settings("")
+        let (result, seconds) = try await FakeHub.run([repo]) { endpoint in
+            var s = s
+            s.endpoint = endpoint
+            let start = Date()
+            let result = try await HubDownloader(settings: s).download(repo: repo.id)
+            return (result, Date().timeIntervalSince(start))
+        }
+        XCTAssertEqual(try Data(contentsOf: result.snapshot.appendingPathComponent("unet/diffusion_pytorch_model.safetensors")).count, size)
+        print("hub download over loopback: \(size >> 20) MB in \(String(format: "%.2f", seconds)) s = \(String(format: "%.0f", Double(size) / seconds / 1e6)) MB/s (sha256 + write)")
+    }
+
     func testModelNotInTheCacheOffersTheDownloadCommand() {
         XCTAssertThrowsError(try CheckpointLayout.locate("Deci/DeciDiffusion-v1-0", environment: ["HF_HUB_CACHE": cache.path, "HOME": cache.path])) { error in
             XCTAssertTrue("\(error)".contains("decidiffusion download Deci/DeciDiffusion-v1-0"), "\(error)")
