@@ -39,6 +39,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // multipart/form-data parsing for the OpenAI image-edit route.
         .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        // The PostgreSQL job queue (`serve --queue postgresql://...`, `worker`); only DeciQueuePostgres links it.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // C shim over oneDNN plus the element-wise kernels that need AVX-512 / bf16 instructions
@@ -77,9 +79,15 @@ let package = Package(
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "MultipartKit", package: "multipart-kit")]
         ),
+        // The PostgreSQL-backed job queue: many API nodes and workers on many machines share one database.
+        .target(
+            name: "DeciQueuePostgres",
+            dependencies: ["DeciDiffusion", .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "decidiffusion",
-            dependencies: ["DeciDiffusion", "DeciBenchmarks", "DeciServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["DeciDiffusion", "DeciBenchmarks", "DeciServer", "DeciQueuePostgres", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .testTarget(name: "DeciTensorTests", dependencies: ["DeciTensor", "DeciWeights", "TestSupport"]),
@@ -95,6 +103,7 @@ let package = Package(
                                                             .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                             .product(name: "MultipartKit", package: "multipart-kit"),
                                                             .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "DeciQueuePostgresTests", dependencies: ["DeciQueuePostgres", "DeciDiffusion", "TestSupport"]),
         .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]
 )

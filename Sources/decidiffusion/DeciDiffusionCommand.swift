@@ -9,7 +9,7 @@ struct DeciDiffusionCommand: ParsableCommand {
             With no --model, the small bundled demo model is used. --model takes a diffusers checkpoint \
             folder or a Hugging Face repo id found in the local cache (e.g. Deci/DeciDiffusion-v1-0).
             """,
-        subcommands: [Generate.self, Img2Img.self, Inpaint.self, Inspect.self, Bench.self, Serve.self],
+        subcommands: [Generate.self, Img2Img.self, Inpaint.self, Inspect.self, Bench.self, Serve.self, Worker.self],
         defaultSubcommand: Generate.self
     )
 }

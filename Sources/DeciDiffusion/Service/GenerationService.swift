@@ -9,7 +9,7 @@
 import DeciImage
 import Foundation
 
-public final class GenerationService: @unchecked Sendable {
+public final class GenerationService: JobQueue, @unchecked Sendable {
     public let catalog: ModelCatalog
     public let configuration: ServiceConfiguration
     let observer: (any GenerationServiceObserver)?
@@ -133,18 +133,6 @@ public final class GenerationService: @unchecked Sendable {
         return stream
     }
 
-    /// Waits until the job has finished and returns its final state.
-    public func waitUntilFinished(_ id: JobID) async throws(ServiceError) -> JobSnapshot {
-        let stream = try events(id)
-        for await event in stream {
-            switch event {
-            case let .succeeded(s), let .failed(s), let .cancelled(s): return s
-            default: continue
-            }
-        }
-        return try job(id)
-    }
-
     /// Cancels a job: a queued one leaves the queue at once; a running one stops after its current
     /// step (keeping the partial image when its spec asks); a finished one is left as it is.
     @discardableResult
@@ -202,7 +190,7 @@ public final class GenerationService: @unchecked Sendable {
     }
 
     /// The loaded pipeline of a model, if it is loaded (for front ends that show its defaults).
-    public func loadedPipeline(_ model: String? = nil) -> DiffusionPipeline? {
+    public func loadedPipeline(_ model: String?) -> DiffusionPipeline? {
         guard let entry = try? catalog.entry(named: model) else { return nil }
         lock.lock()
         defer { lock.unlock() }
@@ -211,7 +199,7 @@ public final class GenerationService: @unchecked Sendable {
 
     /// Stops taking jobs, cancels every queued and running one, and waits (up to `timeout`) for the
     /// runner to finish its current step.
-    public func shutdown(timeout: TimeInterval = 30) {
+    public func shutdown(timeout: TimeInterval) {
         lock.lock()
         stopping = true
         for id in waiting {

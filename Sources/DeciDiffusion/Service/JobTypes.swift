@@ -162,6 +162,9 @@ public enum ServiceError: Error, CustomStringConvertible, Equatable {
     case noImage(JobID, index: Int, count: Int)
     /// The service is stopping (HTTP 503).
     case shuttingDown
+    /// The job store cannot be reached (a database-backed queue whose database is down); retry
+    /// later (HTTP 503 + Retry-After).
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -172,6 +175,7 @@ public enum ServiceError: Error, CustomStringConvertible, Equatable {
         case let .expired(id): "job \(id) expired: its results were dropped"
         case let .noImage(id, index, count): "job \(id) has no image \(index) (it has \(count))"
         case .shuttingDown: "the service is shutting down"
+        case let .unavailable(why): "the job queue is unavailable (\(why)); retry shortly"
         }
     }
 }

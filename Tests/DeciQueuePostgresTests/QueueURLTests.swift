@@ -1,0 +1,28 @@
+import XCTest
+@testable import DeciQueuePostgres
+
+final class QueueURLTests: XCTestCase {
+    func testParsesUserHostPortDatabase() throws {
+        let u = try QueueURL("postgresql://deci:secret@db.example:6543/jobs")
+        XCTAssertEqual(u.user, "deci")
+        XCTAssertEqual(u.password, "secret")
+        XCTAssertEqual(u.host, "db.example")
+        XCTAssertEqual(u.port, 6543)
+        XCTAssertEqual(u.database, "jobs")
+        XCTAssertFalse(u.description.contains("secret"), "the password stays out of logs")
+    }
+
+    func testUnixSocketDirectory() throws {
+        let u = try QueueURL("postgresql://deci@/jobs?host=/tmp/pg")
+        XCTAssertEqual(u.socketDirectory, "/tmp/pg")
+        XCTAssertEqual(u.port, 5432)
+    }
+
+    func testBadURLsNameWhatIsMissing() {
+        for (text, part) in [("mysql://a@b/c", "postgresql://"), ("postgresql://host/db", "user"), ("postgresql://u@host", "database")] {
+            XCTAssertThrowsError(try QueueURL(text)) { error in
+                XCTAssertTrue("\(error)".contains(part), "\(text): \(error)")
+            }
+        }
+    }
+}
