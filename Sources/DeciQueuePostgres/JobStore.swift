@@ -6,6 +6,7 @@
 // model), `deci_job` (payload: the job id; any change) and `deci_cancel` (payload: the job id).
 import DeciDiffusion
 import Foundation
+import NIOCore
 import PostgresNIO
 
 public final class JobStore: @unchecked Sendable {
@@ -260,6 +261,18 @@ public final class JobStore: @unchecked Sendable {
                 SELECT done.id, (e.ord - 1)::integer, decode(e.value->>'png', 'base64'), e.value->'parameters'
                 FROM done, jsonb_array_elements(\(images)::jsonb) WITH ORDINALITY AS e(value, ord))
             SELECT id, pg_notify('\(unescaped: Self.jobChannel)', id)::text FROM done
+            """)
+        return rows.rows.count == 1
+    }
+
+    /// Hands a claimed job back to the queue (a worker shutting down); its attempt stays counted.
+    @discardableResult
+    func release(_ claim: Claim, owner: String) throws(QueueError) -> Bool {
+        let rows = try link.run("""
+            UPDATE deci_jobs SET state = 'queued', lease_owner = NULL, lease_expires = NULL, step = NULL, total_steps = NULL,
+                seconds_per_step = NULL, eta_seconds = NULL, preview_png = NULL, preview_step = NULL, preview_kind = NULL
+            WHERE id = \(claim.id.rawValue) AND lease_owner = \(owner) AND attempts = \(claim.attempt) AND state = 'running'
+            RETURNING id, pg_notify('\(unescaped: Self.newJobChannel)', model)::text, pg_notify('\(unescaped: Self.jobChannel)', id)::text
             """)
         return rows.rows.count == 1
     }

@@ -69,7 +69,7 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
         let seed = spec.seed ?? GenerationRequest.resolveSeed(nil)
         var request = spec.request
         request.seed = seed
-        try checkLimits(request)
+        try configuration.check(request)
         var stored = spec
         stored.request = request
         stored.seed = seed
@@ -157,18 +157,6 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
 
     private func missing(_ id: JobID) throws(ServiceError) -> ServiceError {
         do { return try store.isExpired(id) ? .expired(id) : .notFound(id) } catch { throw error.serviceError }
-    }
-
-    func checkLimits(_ request: GenerationRequest) throws(ServiceError) {
-        let limits = configuration.limits
-        let batch = request.prompts.count * request.imagesPerPrompt
-        if batch > limits.maxBatch {
-            throw .invalidRequest("num_images: a batch of \(batch) images is over the limit of \(limits.maxBatch)")
-        }
-        if let w = request.width, let h = request.height, w > 0, h > 0, w * h > limits.maxPixelsPerImage {
-            throw .invalidRequest("width x height: \(w)x\(h) = \(w * h) pixels is over the limit of \(limits.maxPixelsPerImage) pixels per image (--max-pixels)")
-        }
-        if request.prompts.isEmpty { throw .invalidRequest("prompt: at least one prompt is required") }
     }
 
     func snapshot(_ row: JobStore.Row) throws(ServiceError) -> JobSnapshot {

@@ -1,6 +1,6 @@
 // One connection to the database, reconnected with backoff: the only place that talks to
-// PostgresNIO's connection. Callers on ordinary threads block on a query (the HTTP layer's queue
-// calls are synchronous); async callers await it. Neither runs on an event-loop thread.
+// PostgresNIO's connection. Callers block on a query (the HTTP layer's queue calls are
+// synchronous); none runs on an event-loop thread, so the wait cannot deadlock the connection.
 //
 // While the database is down every call fails at once with QueueError.unavailable (never hangs,
 // never crashes): the first failure starts a backoff (0.1 s doubling to 5 s) during which no
@@ -37,10 +37,6 @@ final class PostgresLink: @unchecked Sendable {
     /// Runs one statement (a single statement is its own transaction) and collects its rows.
     func run(_ query: PostgresQuery) throws(QueueError) -> PostgresQueryResult {
         do { return try future(query).wait() } catch { throw classify(error) }
-    }
-
-    func run(_ query: PostgresQuery) async throws(QueueError) -> PostgresQueryResult {
-        do { return try await future(query).get() } catch { throw classify(error) }
     }
 
     /// Whether a connection is open now (no round trip).
@@ -93,7 +89,7 @@ final class PostgresLink: @unchecked Sendable {
                     return c.query("LISTEN \(unescaped: channel)", logger: logger).map { _ in () }
                 }
                 return EventLoopFuture.andAllSucceed(listens, on: c.eventLoop).map { c }.flatMapError { error in
-                    c.close().flatMapThrowing { throw error }
+                    c.close().flatMapThrowing { _ -> PostgresConnection in throw error }
                 }
             }
         connecting = pending

@@ -24,6 +24,7 @@ public final class QueueWorker: @unchecked Sendable {
     /// The job being run and whether a cancel notification arrived for it.
     private var current: JobID?
     private var cancelNotified = false
+    private var lastAnnounce = Date.distantPast
     /// Jobs finished and written by this worker (for logs and tests).
     public private(set) var completed = 0
 
@@ -38,15 +39,20 @@ public final class QueueWorker: @unchecked Sendable {
         box.worker = self
     }
 
+    /// The configuration of a worker's in-process service: it holds one job at a time and keeps
+    /// finished ones only until their result is written to the database.
+    public static func localConfiguration(_ base: ServiceConfiguration) -> ServiceConfiguration {
+        var c = base
+        (c.queueSize, c.maxFinishedJobs, c.resultLifetime) = (1, 4, 300)
+        return c
+    }
+
     /// Claims and runs jobs until ``stop()``.
     public func run() throws(QueueError) {
         try PostgresJobQueue.migrateWaiting(store.link, logger: logger)
         logger.info("worker \(name) serving \(models.joined(separator: ", "))")
-        var lastAnnounce = Date.distantPast
         while !isStopping {
-            if Date().timeIntervalSince(lastAnnounce) > settings.leaseSeconds / 3 {
-                if (try? store.announce(worker: name, models: models, running: nil)) != nil { lastAnnounce = Date() }
-            }
+            announceIfDue(running: nil)
             let claim: JobStore.Claim?
             do {
                 try store.requeueExpired()
@@ -122,6 +128,7 @@ public final class QueueWorker: @unchecked Sendable {
         var lost = false
         while true {
             waitForWake(seconds: 0.25)
+            announceIfDue(running: claim.id)
             let now = latest.current()
             if now.final != nil { break }
             let cancelAsked = wake.withLock { cancelNotified || stopping }
@@ -158,6 +165,11 @@ public final class QueueWorker: @unchecked Sendable {
         // Wait for the local job to end (a cancel stops it after its current step).
         let final = latest.waitForFinal()
         guard !lost, let final else { return }
+        if wake.withLock({ stopping && !cancelNotified }) {
+            // This worker is stopping, not the client cancelling: hand the job back at once.
+            _ = try? store.release(claim, owner: name)
+            return
+        }
         let images = (try? service.images(local.id)) ?? []
         let stored = images.map { StoredImage(png: Data($0.png).base64EncodedString(), parameters: StoredParameters($0.parameters)) }
         write(claim, JobStore.Outcome(state: final.status, error: final.error, warnings: final.warnings, timings: final.timings,
@@ -186,6 +198,12 @@ public final class QueueWorker: @unchecked Sendable {
             }
         }
         logger.error("\(name): gave up writing \(claim.id); it will run again after its lease expires")
+    }
+
+    /// Tells API nodes (their /healthz) that this worker is alive and which models it holds.
+    private func announceIfDue(running: JobID?) {
+        guard Date().timeIntervalSince(lastAnnounce) > settings.leaseSeconds / 3 else { return }
+        if (try? store.announce(worker: name, models: models, running: running)) != nil { lastAnnounce = Date() }
     }
 
     // MARK: - Wake-ups

@@ -70,22 +70,23 @@ struct Serve: ParsableCommand {
         configuration.resultLifetime = resultLifetime
         configuration.limits = GenerationLimits(maxPixelsPerImage: maxPixels, maxBatch: maxBatch)
         let metrics = ServerMetrics()
+        func loaded(_ configuration: ServiceConfiguration) throws -> GenerationService {
+            let local = GenerationService(catalog: catalog, configuration: configuration, observer: metrics)
+            FileHandle.standardError.write("loading \(catalog.defaultName) (\(catalog.precision.rawValue))...\n")
+            try local.preload()
+            return local
+        }
         let service: any JobQueue
         var worker: QueueWorker?
         if let url = try queue.queueURL() {
             FileHandle.standardError.write("job queue: \(url)\n")
             service = try PostgresJobQueue(url: url, catalog: catalog, configuration: configuration, settings: queue.settings)
             if self.worker {
-                let local = GenerationService(catalog: catalog, configuration: configuration, observer: metrics)
-                FileHandle.standardError.write("loading \(catalog.defaultName) (\(catalog.precision.rawValue))...\n")
-                try local.preload()
-                worker = QueueWorker(url: url, service: local, name: name ?? Worker.defaultName(), models: catalog.names, settings: queue.settings)
+                worker = QueueWorker(url: url, service: try loaded(QueueWorker.localConfiguration(configuration)),
+                                     name: name ?? Worker.defaultName(), models: catalog.names, settings: queue.settings)
             }
         } else {
-            let local = GenerationService(catalog: catalog, configuration: configuration, observer: metrics)
-            FileHandle.standardError.write("loading \(catalog.defaultName) (\(catalog.precision.rawValue))...\n")
-            try local.preload()
-            service = local
+            service = try loaded(configuration)
         }
         if let worker {
             Thread.detachNewThread {

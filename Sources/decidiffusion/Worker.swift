@@ -49,11 +49,10 @@ struct Worker: ParsableCommand {
         }
         let catalog = try model.catalog(modelsDir: modelsDir)
         var configuration = ServiceConfiguration()
-        configuration.queueSize = 1
         configuration.loraDirectory = model.loraDir.map { URL(fileURLWithPath: $0) }
         configuration.textualInversions = model.embedding
         configuration.limits = GenerationLimits(maxPixelsPerImage: maxPixels, maxBatch: maxBatch)
-        let service = GenerationService(catalog: catalog, configuration: configuration)
+        let service = GenerationService(catalog: catalog, configuration: QueueWorker.localConfiguration(configuration))
         FileHandle.standardError.write("loading \(catalog.defaultName) (\(catalog.precision.rawValue))...\n")
         try service.preload()
         let worker = QueueWorker(url: url, service: service, name: name ?? Self.defaultName(), models: catalog.names, settings: queue.settings)

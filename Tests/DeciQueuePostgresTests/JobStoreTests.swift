@@ -1,40 +1,13 @@
 // The queue's SQL against a real PostgreSQL: claiming, leases, the write-once result. Needs
 // DECI_TEST_POSTGRES=postgresql://USER@HOST:PORT/DB (test.sh starts a throwaway cluster with
-// tools/pg/throwaway.sh); each test works in a database of its own, dropped afterwards.
+// tools/pg/throwaway.sh); each test works in a database of its own (PostgresTestCase).
 import DeciDiffusion
 import Foundation
 import Logging
 import XCTest
 @testable import DeciQueuePostgres
 
-final class JobStoreTests: XCTestCase {
-    private var admin: PostgresLink?
-    private var url: QueueURL?
-    private var database: String?
-
-    override func setUpWithError() throws {
-        guard let text = ProcessInfo.processInfo.environment["DECI_TEST_POSTGRES"], !text.isEmpty else {
-            if ProcessInfo.processInfo.environment["DECI_REQUIRE_POSTGRES"] == "1" {
-                XCTFail("DECI_REQUIRE_POSTGRES=1 but DECI_TEST_POSTGRES is not set")
-            }
-            throw XCTSkip("no PostgreSQL: set DECI_TEST_POSTGRES=postgresql://USER@HOST:PORT/DB (tools/pg/throwaway.sh start DIR prints one)")
-        }
-        let base = try QueueURL(text)
-        let admin = PostgresLink(url: base, logger: Logger(label: "test"))
-        let name = "deci_test_\(UInt32.random(in: 0...UInt32.max))"
-        _ = try admin.run("CREATE DATABASE \(unescaped: name)")
-        var mine = base
-        mine.database = name
-        (self.admin, self.url, self.database) = (admin, mine, name)
-    }
-
-    override func tearDown() {
-        if let admin, let database {
-            _ = try? admin.run("DROP DATABASE IF EXISTS \(unescaped: database) WITH (FORCE)")
-            admin.close()
-        }
-    }
-
+final class JobStoreTests: PostgresTestCase {
     private func store() throws -> JobStore {
         let store = JobStore(link: PostgresLink(url: try XCTUnwrap(url), logger: Logger(label: "test")))
         try QueueSchema.migrate(store.link)
@@ -57,7 +30,7 @@ final class JobStoreTests: XCTestCase {
 
     func testMigrationIsIdempotentAndSafeToRunConcurrently() throws {
         let url = try XCTUnwrap(self.url)
-        let failures = Failures()
+        let failures = Collected()
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
             let link = PostgresLink(url: url, logger: Logger(label: "test"))
             do { try QueueSchema.migrate(link); try QueueSchema.migrate(link) } catch { failures.add("\(error)") }
@@ -89,7 +62,7 @@ final class JobStoreTests: XCTestCase {
         var ids = Set<JobID>()
         for _ in 0..<24 { ids.insert(try enqueue(s)) }
         let url = try XCTUnwrap(self.url)
-        let claimed = Failures()
+        let claimed = Collected()
         DispatchQueue.concurrentPerform(iterations: 4) { w in
             let mine = JobStore(link: PostgresLink(url: url, logger: Logger(label: "test")))
             while let c = try? mine.claim(owner: "w\(w)", models: ["demo"], lease: 30) { claimed.add(c.id.rawValue) }
@@ -190,23 +163,4 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(try s.images(id).count, 0, "images go with their job")
         XCTAssertNotNil(try s.fetch(kept), "unfinished jobs stay")
     }
-
-    func testUnreachableDatabaseFailsFastAsUnavailable() throws {
-        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
-        let link = PostgresLink(url: try QueueURL("postgresql://deci@127.0.0.1:9/deci"), logger: Logger(label: "test"))
-        let start = Date()
-        for _ in 0..<3 {
-            XCTAssertThrowsError(try link.run("SELECT 1")) { error in
-                guard case .unavailable = error as? QueueError else { return XCTFail("\(error)") }
-            }
-        }
-        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
-    }
-}
-
-private final class Failures: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [String] = []
-    func add(_ s: String) { lock.withLock { items.append(s) } }
-    var all: [String] { lock.withLock { items } }
 }

@@ -1,3 +1,4 @@
+import Logging
 import XCTest
 @testable import DeciQueuePostgres
 
@@ -24,5 +25,17 @@ final class QueueURLTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(part), "\(text): \(error)")
             }
         }
+    }
+
+    func testUnreachableDatabaseFailsFastAsUnavailable() throws {
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+        let link = PostgresLink(url: try QueueURL("postgresql://deci@127.0.0.1:9/deci"), logger: Logger(label: "test"))
+        let start = Date()
+        for _ in 0..<3 {
+            XCTAssertThrowsError(try link.run("SELECT 1")) { error in
+                guard case .unavailable = error as? QueueError else { return XCTFail("\(error)") }
+            }
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
     }
 }

@@ -68,4 +68,7 @@ start_server --queue-size 4 --max-pixels 16384 --max-batch 2
 "$venv/bin/schemathesis" run "$url/openapi.json" --checks not_a_server_error,response_schema_conformance,status_code_conformance \
     --max-examples 25 --phases coverage,fuzzing -w 1 --request-timeout 60 --no-color
 stop_server
+# The PostgreSQL job queue across processes: 1 API node + 2 workers, kill -9, a database outage,
+# cancel (a throwaway cluster; installs Debian's postgresql when missing).
+"$py" tools/e2e/queue_test.py --bin "$bin" --pg tools/pg/throwaway.sh
 echo "e2e: ok (screenshot: $screenshot)"

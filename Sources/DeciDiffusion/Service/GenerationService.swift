@@ -67,7 +67,7 @@ public final class GenerationService: JobQueue, @unchecked Sendable {
         let seed = spec.seed ?? GenerationRequest.resolveSeed(nil)
         var request = spec.request
         request.seed = seed
-        try checkLimits(request)
+        try configuration.check(request)
         lock.lock()
         defer { lock.unlock() }
         sweep(now: Date())
@@ -171,6 +171,13 @@ public final class GenerationService: JobQueue, @unchecked Sendable {
     // MARK: - State of the service
 
     public struct Health: Sendable {
+        // Public (the memberwise one is internal) so a database-backed queue can rebuild stored values.
+        public init(models: [(name: String, loaded: Bool)], defaultModel: String, loading: String?, queueDepth: Int,
+                    queueCapacity: Int, running: JobID?, jobsKept: Int) {
+            (self.models, self.defaultModel, self.loading, self.queueDepth) = (models, defaultModel, loading, queueDepth)
+            (self.queueCapacity, self.running, self.jobsKept) = (queueCapacity, running, jobsKept)
+        }
+
         /// Model name → loaded.
         public var models: [(name: String, loaded: Bool)]
         public var defaultModel: String
@@ -216,17 +223,6 @@ public final class GenerationService: JobQueue, @unchecked Sendable {
     }
 
     // MARK: - Internals (lock held where the name says so)
-
-    func checkLimits(_ request: GenerationRequest) throws(ServiceError) {
-        let limits = configuration.limits
-        let batch = request.prompts.count * request.imagesPerPrompt
-        if batch > limits.maxBatch {
-            throw .invalidRequest("num_images: a batch of \(batch) images is over the limit of \(limits.maxBatch)")
-        }
-        if let w = request.width, let h = request.height, w > 0, h > 0, w * h > limits.maxPixelsPerImage {
-            throw .invalidRequest("width x height: \(w)x\(h) = \(w * h) pixels is over the limit of \(limits.maxPixelsPerImage) pixels per image (--max-pixels)")
-        }
-    }
 
     func recordLocked(_ id: JobID) throws(ServiceError) -> JobRecord {
         sweep(now: Date())

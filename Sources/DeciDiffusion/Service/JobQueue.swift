@@ -6,7 +6,6 @@
 // The calls are synchronous because the in-process queue answers each under one lock in
 // microseconds; a database-backed implementation answers with one short round trip and fails fast
 // with ``ServiceError/unavailable(_:)`` while its database cannot be reached.
-import DeciImage
 import Foundation
 
 public protocol JobQueue: AnyObject, Sendable {
@@ -54,57 +53,7 @@ extension JobQueue {
     }
 }
 
-extension GenerationService.Health {
-    public init(models: [(name: String, loaded: Bool)], defaultModel: String, loading: String?, queueDepth: Int,
-                queueCapacity: Int, running: JobID?, jobsKept: Int) {
-        (self.models, self.defaultModel, self.loading, self.queueDepth) = (models, defaultModel, loading, queueDepth)
-        (self.queueCapacity, self.running, self.jobsKept) = (queueCapacity, running, jobsKept)
-    }
-}
-
-// Values a database-backed queue rebuilds from what it stored (their memberwise initializers are internal).
-
-extension ResolvedRequest {
-    public init(prompts: [String], negativePrompts: [String], imagesPerPrompt: Int, width: Int, height: Int, steps: Int,
-                guidanceScale: Double, guidanceRescale: Double, seed: UInt64, eta: Double, clipSkip: Int, strength: Double,
-                scheduler: String?, initImage: RGBImage?, mask: RGBImage?, vaeTiling: Bool, promptWeighting: PromptWeighting,
-                padCondUncond: Bool) {
-        (self.prompts, self.negativePrompts, self.imagesPerPrompt, self.width, self.height, self.steps) = (prompts, negativePrompts, imagesPerPrompt, width, height, steps)
-        (self.guidanceScale, self.guidanceRescale, self.seed, self.eta, self.clipSkip, self.strength) = (guidanceScale, guidanceRescale, seed, eta, clipSkip, strength)
-        (self.scheduler, self.initImage, self.mask, self.vaeTiling) = (scheduler, initImage, mask, vaeTiling)
-        (self.promptWeighting, self.padCondUncond) = (promptWeighting, padCondUncond)
-    }
-}
-
-extension GenerationResult.Timings {
-    public init(textEncoder: Double, denoising: Double, vaeEncode: Double, vaeDecode: Double, steps: Int) {
-        (self.textEncoder, self.denoising, self.vaeEncode, self.vaeDecode, self.steps) = (textEncoder, denoising, vaeEncode, vaeDecode, steps)
-    }
-}
-
 extension JobID {
     /// A new random id (`job_` and 32 hex digits).
     public static func make() -> JobID { random() }
-}
-
-extension JobImage {
-    public init(image: RGBImage, png: [UInt8], parameters: GenerationParameters) {
-        (self.image, self.png, self.parameters) = (image, png, parameters)
-    }
-}
-
-extension JobPreview {
-    public init(kind: Kind, step: Int, images: [RGBImage], png: [UInt8]) {
-        (self.kind, self.step, self.images, self.png) = (kind, step, images, png)
-    }
-}
-
-extension JobSnapshot {
-    public init(id: JobID, status: JobStatus, model: String, queuePosition: Int?, progress: JobProgress?, seed: UInt64, created: Date,
-                started: Date?, finished: Date?, error: String?, imageCount: Int, partial: Bool, warnings: [String],
-                timings: GenerationResult.Timings?, resolved: ResolvedRequest?) {
-        (self.id, self.status, self.model, self.queuePosition, self.progress, self.seed) = (id, status, model, queuePosition, progress, seed)
-        (self.created, self.started, self.finished, self.error, self.imageCount) = (created, started, finished, error, imageCount)
-        (self.partial, self.warnings, self.timings, self.resolved) = (partial, warnings, timings, resolved)
-    }
 }
