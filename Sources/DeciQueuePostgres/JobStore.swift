@@ -92,7 +92,7 @@ public final class JobStore: @unchecked Sendable {
         guard let row = rows.rows.first else { return nil }
         return try decoding("preview") {
             let (step, kind, png) = try row.decode((Int, String, ByteBuffer).self)
-            return (step, kind, Array(buffer: png))
+            return (step: step, kind: kind, png: Array(buffer: png))
         }
     }
 
@@ -101,7 +101,7 @@ public final class JobStore: @unchecked Sendable {
         return try rows.rows.map { (row) throws(QueueError) in
             try decoding("deci_job_images") {
                 let (png, parameters) = try row.decode((ByteBuffer, String).self)
-                return (Array(buffer: png), parameters)
+                return (png: Array(buffer: png), parameters: parameters)
             }
         }
     }
@@ -177,7 +177,7 @@ public final class JobStore: @unchecked Sendable {
         return try rows.rows.map { (row) throws(QueueError) in
             try decoding("requeue") {
                 let (id, state, _, _) = try row.decode((String, String, String, String).self)
-                return (JobID(rawValue: id), JobStatus(rawValue: state) ?? .queued)
+                return (id: JobID(rawValue: id), state: JobStatus(rawValue: state) ?? .queued)
             }
         }
     }

@@ -16,8 +16,8 @@ public enum QueueOverhead {
         public var perJob: Double { claim + progress + result }
 
         public var description: String {
-            String(format: "queue overhead over %d jobs (median ms): enqueue %.2f, claim %.2f, progress %.2f, result %.2f; worker side per job (claim + progress + result) %.2f ms",
-                   jobs, enqueue, claim, progress, result, perJob)
+            "queue overhead over \(jobs) jobs (median ms): " + String(format: "enqueue %.2f, claim %.2f, progress %.2f, result %.2f; worker side per job (claim + progress + result) %.2f ms",
+                                                                      enqueue, claim, progress, result, perJob)
         }
     }
 

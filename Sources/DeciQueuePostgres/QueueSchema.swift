@@ -81,7 +81,7 @@ enum QueueSchema {
         }
         let rows = try link.run("SELECT max(version) FROM deci_schema")
         var found = 0
-        for row in rows.rows { found = (try? row.decode(Int?.self)) .flatMap { $0 } ?? 0 }
+        for row in rows.rows { found = (try? row.decode(Int?.self)) ?? 0 }
         if found > latest {
             throw .server("the database's queue schema is version \(found), newer than this program's \(latest): upgrade decidiffusion")
         }

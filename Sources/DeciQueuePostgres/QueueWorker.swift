@@ -72,8 +72,8 @@ public final class QueueWorker: @unchecked Sendable {
         store.link.close()
     }
 
-    /// Stops after the current job (which is cancelled locally; its lease then expires and another
-    /// worker runs it).
+    /// Stops soon: the current job stops at its next step and goes back to the queue for another
+    /// worker.
     public func stop() {
         wake.lock()
         stopping = true
@@ -113,14 +113,10 @@ public final class QueueWorker: @unchecked Sendable {
                                           resolved: nil, images: []))
             return
         }
-        let wake = self.wake
         Task {
             for await event in events { latest.take(event) }
             latest.end()
-            wake.lock()
-            self.woken = true
-            wake.broadcast()
-            wake.unlock()
+            self.signal()
         }
         var lastBeat = Date()
         var lastWritten = latest.current()

@@ -68,7 +68,7 @@ final class PostgresJobQueueTests: PostgresTestCase {
 
         // Its event stream (started before the job ran) ends with the final event.
         let collected = Collected()
-        let streamDone = expectation(description: "events end")
+        let streamDone = DispatchSemaphore(value: 0)
         Task {
             for await e in events {
                 switch e {
@@ -80,9 +80,9 @@ final class PostgresJobQueueTests: PostgresTestCase {
                 case .cancelled: collected.add("cancelled")
                 }
             }
-            streamDone.fulfill()
+            streamDone.signal()
         }
-        wait(for: [streamDone], timeout: 30)
+        XCTAssertEqual(streamDone.wait(timeout: .now() + 30), .success, "the event stream ended")
         XCTAssertEqual(collected.all.last, "succeeded")
         XCTAssertTrue(collected.all.contains("started") || collected.all.first == "succeeded", "\(collected.all)")
 
