@@ -103,7 +103,7 @@ let package = Package(
                                                             .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                             .product(name: "MultipartKit", package: "multipart-kit"),
                                                             .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "DeciQueuePostgresTests", dependencies: ["DeciQueuePostgres", "DeciDiffusion", "TestSupport"]),
+        .testTarget(name: "DeciQueuePostgresTests", dependencies: ["DeciQueuePostgres", "DeciDiffusion", "DeciImage", "TestSupport"]),
         .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]
 )

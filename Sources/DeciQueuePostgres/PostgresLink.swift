@@ -48,7 +48,8 @@ final class PostgresLink: @unchecked Sendable {
             defer { connection = nil }
             return connection
         }
-        try? c?.close().wait()
+        let closing: EventLoopFuture<Void>? = c?.close()
+        try? closing?.wait()
     }
 
     // MARK: - Internals
@@ -89,7 +90,8 @@ final class PostgresLink: @unchecked Sendable {
                     return c.query("LISTEN \(unescaped: channel)", logger: logger).map { _ in () }
                 }
                 return EventLoopFuture.andAllSucceed(listens, on: c.eventLoop).map { c }.flatMapError { error in
-                    c.close().flatMapThrowing { _ -> PostgresConnection in throw error }
+                    let closing: EventLoopFuture<Void> = c.close()
+                    return closing.flatMapThrowing { _ -> PostgresConnection in throw error }
                 }
             }
         connecting = pending
@@ -140,6 +142,7 @@ final class PostgresLink: @unchecked Sendable {
             defer { connection = nil }
             return connection
         }
-        _ = c?.close()
+        // The future-returning close (there is an async one too); nobody waits for it.
+        let _: EventLoopFuture<Void>? = c?.close()
     }
 }

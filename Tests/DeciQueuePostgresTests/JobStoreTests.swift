@@ -2,6 +2,7 @@
 // DECI_TEST_POSTGRES=postgresql://USER@HOST:PORT/DB (test.sh starts a throwaway cluster with
 // tools/pg/throwaway.sh); each test works in a database of its own (PostgresTestCase).
 import DeciDiffusion
+import DeciImage
 import Foundation
 import Logging
 import XCTest
