@@ -141,7 +141,7 @@ def main():
         procs.append(api)
         workers = {}
         for name in ("worker-a", "worker-b"):
-            workers[name] = Proc(name, [args.bin, "worker", "--name", name, "--threads", "1"] + queue, r"worker \S+ ready")
+            workers[name] = Proc(name, [args.bin, "worker", "--name", name] + queue, r"worker \S+ ready")
             procs.append(workers[name])
         url = api.match
         deadline = time.time() + 60
@@ -156,8 +156,8 @@ def main():
         # One client follows a job's event stream to its end through the queue.
         with urllib.request.urlopen(f"{url}/v1/jobs/{ids[-1]}/events", timeout=120) as r:
             stream = r.read().decode()
-        if "event: succeeded" not in stream:
-            fail(f"the event stream of {ids[-1]} did not end with succeeded:\n{stream[-500:]}")
+        if "event: done" not in stream or "\"status\":\"succeeded\"" not in stream:
+            fail(f"the event stream of {ids[-1]} did not end with done (succeeded):\n{stream[-500:]}")
         done = wait_all(url, ids, 300)
         elapsed = time.time() - t0
         ref_ids = [call_json("POST", ref.match + "/v1/jobs", job_body(i))["id"] for i in range(40)]
@@ -204,7 +204,7 @@ def main():
             fail("the re-run job's PNG differs from the single-process service's")
         print(f"queue e2e: kill -9 {name} at step {step}: {other} finished the job {time.time() - killed_at:.1f} s later "
               f"(lease {LEASE} s), attempts 2, one result")
-        workers[name] = Proc(name, [args.bin, "worker", "--name", name, "--threads", "1"] + queue, r"worker \S+ ready")
+        workers[name] = Proc(name, [args.bin, "worker", "--name", name] + queue, r"worker \S+ ready")
         procs.append(workers[name])
 
         # 3. PostgreSQL down for a few seconds mid-run.
