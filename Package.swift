@@ -43,6 +43,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // The PostgreSQL job queue (`serve --queue postgresql://...`, `worker`); only DeciQueuePostgres links it.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // C shim over oneDNN plus the element-wise kernels that need AVX-512 / bf16 instructions
@@ -81,6 +83,12 @@ let package = Package(
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "MultipartKit", package: "multipart-kit")]
         ),
+        // The PostgreSQL-backed job queue: many API nodes and workers on many machines share one database.
+        .target(
+            name: "DeciQueuePostgres",
+            dependencies: ["DeciDiffusion", .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
         // Hugging Face Hub downloads into the shared hub cache (`decidiffusion download`); its own
         // target so the pipeline library never links an HTTP client.
         .target(
@@ -92,7 +100,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "decidiffusion",
-            dependencies: ["DeciDiffusion", "DeciBenchmarks", "DeciServer", "DeciHub", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["DeciDiffusion", "DeciBenchmarks", "DeciServer", "DeciHub", "DeciQueuePostgres", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         .testTarget(name: "DeciTensorTests", dependencies: ["DeciTensor", "DeciWeights", "TestSupport"]),
@@ -111,6 +119,7 @@ let package = Package(
         .testTarget(name: "DeciHubTests", dependencies: ["DeciHub", "DeciDiffusion", "DeciImage", "TestSupport",
                                                          .product(name: "Hummingbird", package: "hummingbird"),
                                                          .product(name: "HummingbirdTesting", package: "hummingbird")]),
+        .testTarget(name: "DeciQueuePostgresTests", dependencies: ["DeciQueuePostgres", "DeciDiffusion", "DeciImage", "TestSupport"]),
         .testTarget(name: "DeciBenchmarksTests", dependencies: ["DeciBenchmarks", "DeciModels", "DeciWeights"]),
     ]
 )

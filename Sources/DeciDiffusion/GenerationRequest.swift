@@ -100,6 +100,17 @@ public enum GenerationMode: String, Sendable {
 
 /// A request with every default filled in and every field checked.
 public struct ResolvedRequest: Sendable {
+    // Public (the memberwise one is internal) so a database-backed queue can rebuild stored values.
+    public init(prompts: [String], negativePrompts: [String], imagesPerPrompt: Int, width: Int, height: Int, steps: Int,
+                guidanceScale: Double, guidanceRescale: Double, seed: UInt64, eta: Double, clipSkip: Int, strength: Double,
+                scheduler: String?, initImage: RGBImage?, mask: RGBImage?, vaeTiling: Bool, promptWeighting: PromptWeighting,
+                padCondUncond: Bool) {
+        (self.prompts, self.negativePrompts, self.imagesPerPrompt, self.width, self.height, self.steps) = (prompts, negativePrompts, imagesPerPrompt, width, height, steps)
+        (self.guidanceScale, self.guidanceRescale, self.seed, self.eta, self.clipSkip, self.strength) = (guidanceScale, guidanceRescale, seed, eta, clipSkip, strength)
+        (self.scheduler, self.initImage, self.mask, self.vaeTiling) = (scheduler, initImage, mask, vaeTiling)
+        (self.promptWeighting, self.padCondUncond) = (promptWeighting, padCondUncond)
+    }
+
     public var prompts: [String]
     public var negativePrompts: [String]
     public var imagesPerPrompt: Int

@@ -61,6 +61,11 @@ public struct GenerationResult: Sendable {
     public var timings: Timings
 
     public struct Timings: Sendable {
+        // Public (the memberwise one is internal) so a database-backed queue can rebuild stored values.
+        public init(textEncoder: Double = 0, denoising: Double = 0, vaeEncode: Double = 0, vaeDecode: Double = 0, steps: Int = 0) {
+            (self.textEncoder, self.denoising, self.vaeEncode, self.vaeDecode, self.steps) = (textEncoder, denoising, vaeEncode, vaeDecode, steps)
+        }
+
         public var textEncoder: Double = 0
         public var denoising: Double = 0
         public var vaeEncode: Double = 0

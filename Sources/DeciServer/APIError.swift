@@ -69,6 +69,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
             self.init(.notFound, code: "no_image", error.description)
         case .shuttingDown:
             self.init(.serviceUnavailable, code: "shutting_down", error.description)
+        case .unavailable:
+            self.init(.serviceUnavailable, code: "queue_unavailable", error.description, headers: [.retryAfter: "2"])
         }
     }
 

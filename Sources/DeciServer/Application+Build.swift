@@ -8,7 +8,7 @@ import ServiceLifecycle
 
 /// Builds the HTTP application over `service`. `onListening` gets the bound port once the server
 /// accepts connections (the real one when `settings.port` is 0).
-public func buildApplication(service: GenerationService, settings: ServerSettings, metrics: ServerMetrics = ServerMetrics(),
+public func buildApplication(service: any JobQueue, settings: ServerSettings, metrics: ServerMetrics = ServerMetrics(),
                              logger: Logger? = nil,
                              onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "decidiffusion.server")
@@ -24,7 +24,7 @@ public func buildApplication(service: GenerationService, settings: ServerSetting
 }
 
 /// The router alone (middleware included).
-public func buildRouter(service: GenerationService, settings: ServerSettings, metrics: ServerMetrics) -> Router<DeciRequestContext> {
+public func buildRouter(service: any JobQueue, settings: ServerSettings, metrics: ServerMetrics) -> Router<DeciRequestContext> {
     let router = Router(context: DeciRequestContext.self)
     if settings.logRequests { router.add(middleware: LogRequestsMiddleware(.info)) }
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
@@ -48,7 +48,7 @@ public func buildRouter(service: GenerationService, settings: ServerSettings, me
 /// Stops the generation service when the server shuts down gracefully (SIGINT / SIGTERM): queued
 /// and running jobs are cancelled, so open event streams end and the server can drain.
 struct ServiceShutdown: Service {
-    let service: GenerationService
+    let service: any JobQueue
 
     func run() async throws {
         try? await gracefulShutdown()

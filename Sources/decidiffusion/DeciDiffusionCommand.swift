@@ -10,7 +10,7 @@ struct DeciDiffusionCommand: ParsableCommand {
             folder or a Hugging Face repo id found in the local cache (e.g. Deci/DeciDiffusion-v1-0; \
             fetch one with `decidiffusion download REPO_ID`).
             """,
-        subcommands: [Generate.self, Img2Img.self, Inpaint.self, Inspect.self, Bench.self, Serve.self, Download.self],
+        subcommands: [Generate.self, Img2Img.self, Inpaint.self, Inspect.self, Bench.self, Serve.self, Download.self, Worker.self],
         defaultSubcommand: Generate.self
     )
 }

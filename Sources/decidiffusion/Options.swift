@@ -42,6 +42,14 @@ struct ModelOptions: ParsableArguments {
         throw ValidationError("no --model given and the bundled demo model (Models/demo) was not found; set DECI_DEMO_MODEL or pass --model")
     }
 
+    /// The models a server or worker offers: every checkpoint in `modelsDir`, else the one model.
+    func catalog(modelsDir: String?) throws -> ModelCatalog {
+        if let modelsDir {
+            return try ModelCatalog(modelsDirectory: URL(fileURLWithPath: modelsDir), precision: precision, variant: variant)
+        }
+        return try ModelCatalog(folder: resolveFolder(), precision: precision, variant: variant)
+    }
+
     /// `--lora` options and the prompt tags found in `tagged` (their prompts returned without them).
     func loraReferences(_ requests: inout [GenerationRequest]) throws -> [LoRAReference] {
         var references = try lora.map { try LoRAReference.parse(option: $0) }

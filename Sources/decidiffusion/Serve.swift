@@ -1,7 +1,10 @@
-// `decidiffusion serve`: the HTTP server over a GenerationService. A thin shell: parse flags, build
-// the catalog and the service, preload, run the application until SIGINT / SIGTERM.
+// `decidiffusion serve`: the HTTP server over a job queue: the in-process GenerationService, or
+// with --queue the PostgreSQL queue that workers on any machine serve (--worker: this process is
+// one of them too). A thin shell: parse flags, build the catalog and the queue, preload, run the
+// application until SIGINT / SIGTERM.
 import ArgumentParser
 import DeciDiffusion
+import DeciQueuePostgres
 import DeciServer
 import DeciTensor
 import Foundation
@@ -17,6 +20,13 @@ struct Serve: ParsableCommand {
             """)
 
     @OptionGroup var model: ModelOptions
+    @OptionGroup var queue: QueueOptions
+
+    @Flag(help: "With --queue: also run a worker in this process (it loads the model and generates).")
+    var worker = false
+
+    @Option(help: "With --worker: the worker's name in the queue (default: HOST-PID).")
+    var name: String?
 
     @Option(name: .customLong("models-dir"), help: "Serve every checkpoint folder in this directory (requests pick one by name).")
     var modelsDir: String?
@@ -35,6 +45,7 @@ struct Serve: ParsableCommand {
 
     func validate() throws {
         if modelsDir != nil && model.model != nil { throw ValidationError("give --model or --models-dir, not both") }
+        if worker && queue.url == nil { throw ValidationError("--worker needs --queue postgresql://... (without it, serve generates itself)") }
         guard queueSize >= 0 else { throw ValidationError("--queue-size: \(queueSize) must be 0 or more") }
         guard maxPixels > 0, maxBatch > 0 else { throw ValidationError("--max-pixels and --max-batch must be positive") }
         guard maxBodyMB > 0 else { throw ValidationError("--max-body-mb: must be positive") }
@@ -49,12 +60,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         Backend.threads = model.threads
-        let catalog: ModelCatalog
-        if let modelsDir {
-            catalog = try ModelCatalog(modelsDirectory: URL(fileURLWithPath: modelsDir), precision: model.precision, variant: model.variant)
-        } else {
-            catalog = try ModelCatalog(folder: model.resolveFolder(), precision: model.precision, variant: model.variant)
-        }
+        let catalog = try model.catalog(modelsDir: modelsDir)
         var configuration = ServiceConfiguration()
         configuration.queueSize = queueSize
         // Requests pick LoRAs by name in --lora-dir; the models load bare and switch in place.
@@ -64,9 +70,29 @@ struct Serve: ParsableCommand {
         configuration.resultLifetime = resultLifetime
         configuration.limits = GenerationLimits(maxPixelsPerImage: maxPixels, maxBatch: maxBatch)
         let metrics = ServerMetrics()
-        let service = GenerationService(catalog: catalog, configuration: configuration, observer: metrics)
-        FileHandle.standardError.write("loading \(catalog.defaultName) (\(catalog.precision.rawValue))...\n")
-        try service.preload()
+        func loaded(_ configuration: ServiceConfiguration) throws -> GenerationService {
+            let local = GenerationService(catalog: catalog, configuration: configuration, observer: metrics)
+            FileHandle.standardError.write("loading \(catalog.defaultName) (\(catalog.precision.rawValue))...\n")
+            try local.preload()
+            return local
+        }
+        let service: any JobQueue
+        var worker: QueueWorker?
+        if let url = try queue.queueURL() {
+            FileHandle.standardError.write("job queue: \(url)\n")
+            service = try PostgresJobQueue(url: url, catalog: catalog, configuration: configuration, settings: queue.settings)
+            if self.worker {
+                worker = QueueWorker(url: url, service: try loaded(QueueWorker.localConfiguration(configuration)),
+                                     name: name ?? Worker.defaultName(), models: catalog.names, settings: queue.settings)
+            }
+        } else {
+            service = try loaded(configuration)
+        }
+        if let worker {
+            Thread.detachNewThread {
+                do { try worker.run() } catch { FileHandle.standardError.write("worker: \(error)\n") }
+            }
+        }
         let settings = settings()
         let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
         let app = buildApplication(service: service, settings: settings, metrics: metrics) { port in
@@ -81,6 +107,7 @@ struct Serve: ParsableCommand {
             done.signal()
         }
         done.wait()
+        worker?.stop()
         service.shutdown()
         if let error = outcome.error { throw error }
     }

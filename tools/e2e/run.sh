@@ -82,4 +82,7 @@ if HF_HUB_CACHE="$hub" "$bin" generate "x" --model test-org/absent 2>"$hub/err";
 fi
 grep -q "decidiffusion download test-org/absent" "$hub/err" || { cat "$hub/err" >&2; exit 1; }
 rm -rf "$hub"
+# The PostgreSQL job queue across processes: 1 API node + 2 workers, kill -9, a database outage,
+# cancel (a throwaway cluster; installs Debian's postgresql when missing).
+"$py" tools/e2e/queue_test.py --bin "$bin" --pg tools/pg/throwaway.sh
 echo "e2e: ok (screenshot: $screenshot)"

@@ -9,7 +9,7 @@
 import DeciImage
 import Foundation
 
-public final class GenerationService: @unchecked Sendable {
+public final class GenerationService: JobQueue, @unchecked Sendable {
     public let catalog: ModelCatalog
     public let configuration: ServiceConfiguration
     let observer: (any GenerationServiceObserver)?
@@ -67,7 +67,7 @@ public final class GenerationService: @unchecked Sendable {
         let seed = spec.seed ?? GenerationRequest.resolveSeed(nil)
         var request = spec.request
         request.seed = seed
-        try checkLimits(request)
+        try configuration.check(request)
         lock.lock()
         defer { lock.unlock() }
         sweep(now: Date())
@@ -133,18 +133,6 @@ public final class GenerationService: @unchecked Sendable {
         return stream
     }
 
-    /// Waits until the job has finished and returns its final state.
-    public func waitUntilFinished(_ id: JobID) async throws(ServiceError) -> JobSnapshot {
-        let stream = try events(id)
-        for await event in stream {
-            switch event {
-            case let .succeeded(s), let .failed(s), let .cancelled(s): return s
-            default: continue
-            }
-        }
-        return try job(id)
-    }
-
     /// Cancels a job: a queued one leaves the queue at once; a running one stops after its current
     /// step (keeping the partial image when its spec asks); a finished one is left as it is.
     @discardableResult
@@ -183,6 +171,13 @@ public final class GenerationService: @unchecked Sendable {
     // MARK: - State of the service
 
     public struct Health: Sendable {
+        // Public (the memberwise one is internal) so a database-backed queue can rebuild stored values.
+        public init(models: [(name: String, loaded: Bool)], defaultModel: String, loading: String?, queueDepth: Int,
+                    queueCapacity: Int, running: JobID?, jobsKept: Int) {
+            (self.models, self.defaultModel, self.loading, self.queueDepth) = (models, defaultModel, loading, queueDepth)
+            (self.queueCapacity, self.running, self.jobsKept) = (queueCapacity, running, jobsKept)
+        }
+
         /// Model name → loaded.
         public var models: [(name: String, loaded: Bool)]
         public var defaultModel: String
@@ -202,7 +197,7 @@ public final class GenerationService: @unchecked Sendable {
     }
 
     /// The loaded pipeline of a model, if it is loaded (for front ends that show its defaults).
-    public func loadedPipeline(_ model: String? = nil) -> DiffusionPipeline? {
+    public func loadedPipeline(_ model: String?) -> DiffusionPipeline? {
         guard let entry = try? catalog.entry(named: model) else { return nil }
         lock.lock()
         defer { lock.unlock() }
@@ -211,7 +206,7 @@ public final class GenerationService: @unchecked Sendable {
 
     /// Stops taking jobs, cancels every queued and running one, and waits (up to `timeout`) for the
     /// runner to finish its current step.
-    public func shutdown(timeout: TimeInterval = 30) {
+    public func shutdown(timeout: TimeInterval) {
         lock.lock()
         stopping = true
         for id in waiting {
@@ -228,17 +223,6 @@ public final class GenerationService: @unchecked Sendable {
     }
 
     // MARK: - Internals (lock held where the name says so)
-
-    func checkLimits(_ request: GenerationRequest) throws(ServiceError) {
-        let limits = configuration.limits
-        let batch = request.prompts.count * request.imagesPerPrompt
-        if batch > limits.maxBatch {
-            throw .invalidRequest("num_images: a batch of \(batch) images is over the limit of \(limits.maxBatch)")
-        }
-        if let w = request.width, let h = request.height, w > 0, h > 0, w * h > limits.maxPixelsPerImage {
-            throw .invalidRequest("width x height: \(w)x\(h) = \(w * h) pixels is over the limit of \(limits.maxPixelsPerImage) pixels per image (--max-pixels)")
-        }
-    }
 
     func recordLocked(_ id: JobID) throws(ServiceError) -> JobRecord {
         sweep(now: Date())

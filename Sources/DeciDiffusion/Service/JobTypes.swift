@@ -85,6 +85,11 @@ public struct JobSpec: Sendable {
 /// One image a job produced: the decoded pixels and the PNG (with its A1111 `parameters` chunk) that
 /// the service hands out.
 public struct JobImage: Sendable {
+    // Public (the memberwise one is internal) so a database-backed queue can rebuild stored values.
+    public init(image: RGBImage, png: [UInt8], parameters: GenerationParameters) {
+        (self.image, self.png, self.parameters) = (image, png, parameters)
+    }
+
     public var image: RGBImage
     public var png: [UInt8]
     public var parameters: GenerationParameters
@@ -92,6 +97,11 @@ public struct JobImage: Sendable {
 
 /// A preview of a running job.
 public struct JobPreview: Sendable {
+    // Public (the memberwise one is internal) so a database-backed queue can rebuild stored values.
+    public init(kind: Kind, step: Int, images: [RGBImage], png: [UInt8]) {
+        (self.kind, self.step, self.images, self.png) = (kind, step, images, png)
+    }
+
     public enum Kind: String, Sendable { case approximate, decoded }
     public var kind: Kind
     public var step: Int
@@ -103,6 +113,15 @@ public struct JobPreview: Sendable {
 
 /// Everything a client can see about a job at one moment.
 public struct JobSnapshot: Sendable {
+    // Public (the memberwise one is internal) so a database-backed queue can rebuild stored values.
+    public init(id: JobID, status: JobStatus, model: String, queuePosition: Int?, progress: JobProgress?, seed: UInt64, created: Date,
+                started: Date?, finished: Date?, error: String?, imageCount: Int, partial: Bool, warnings: [String],
+                timings: GenerationResult.Timings?, resolved: ResolvedRequest?) {
+        (self.id, self.status, self.model, self.queuePosition, self.progress, self.seed) = (id, status, model, queuePosition, progress, seed)
+        (self.created, self.started, self.finished, self.error, self.imageCount) = (created, started, finished, error, imageCount)
+        (self.partial, self.warnings, self.timings, self.resolved) = (partial, warnings, timings, resolved)
+    }
+
     public var id: JobID
     public var status: JobStatus
     public var model: String
@@ -162,6 +181,9 @@ public enum ServiceError: Error, CustomStringConvertible, Equatable {
     case noImage(JobID, index: Int, count: Int)
     /// The service is stopping (HTTP 503).
     case shuttingDown
+    /// The job store cannot be reached (a database-backed queue whose database is down); retry
+    /// later (HTTP 503 + Retry-After).
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -172,6 +194,7 @@ public enum ServiceError: Error, CustomStringConvertible, Equatable {
         case let .expired(id): "job \(id) expired: its results were dropped"
         case let .noImage(id, index, count): "job \(id) has no image \(index) (it has \(count))"
         case .shuttingDown: "the service is shutting down"
+        case let .unavailable(why): "the job queue is unavailable (\(why)); retry shortly"
         }
     }
 }

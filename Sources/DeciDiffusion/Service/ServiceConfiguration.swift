@@ -23,6 +23,17 @@ public struct ServiceConfiguration: Sendable {
     public var textualInversions: [String] = []
 
     public init() {}
+
+    /// The size limits every queue checks before accepting a job.
+    public func check(_ request: GenerationRequest) throws(ServiceError) {
+        let batch = request.prompts.count * request.imagesPerPrompt
+        if batch > limits.maxBatch {
+            throw .invalidRequest("num_images: a batch of \(batch) images is over the limit of \(limits.maxBatch)")
+        }
+        if let w = request.width, let h = request.height, w > 0, h > 0, w * h > limits.maxPixelsPerImage {
+            throw .invalidRequest("width x height: \(w)x\(h) = \(w * h) pixels is over the limit of \(limits.maxPixelsPerImage) pixels per image (--max-pixels)")
+        }
+    }
 }
 
 /// Hooks for metrics and logs; called on the service's runner thread or the caller's, so they

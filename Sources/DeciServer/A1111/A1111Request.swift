@@ -78,7 +78,7 @@ enum A1111Request {
     /// The plan for one call. `model` is the checkpoint the call runs on (options or override), its
     /// pipeline when loaded gives the default scheduler's class.
     static func plan(_ body: [String: JSONValue], img2img: Bool, state: A1111State,
-                     service: GenerationService) throws(FieldError) -> A1111Plan {
+                     service: any JobQueue) throws(FieldError) -> A1111Plan {
         let f = JSONFields(object: body)
         try refuseUnsupported(f)
         var echo = body

@@ -10,7 +10,7 @@ import Hummingbird
 import NIOCore
 
 struct A1111Routes {
-    let service: GenerationService
+    let service: any JobQueue
     let state: A1111State
     let maxBodyBytes: Int
 

@@ -5,7 +5,7 @@ import DeciDiffusion
 import Foundation
 
 final class A1111State: @unchecked Sendable {
-    let service: GenerationService
+    let service: any JobQueue
     private let lock = NSLock()
     private var options: [String: JSONValue]
     private var model: String
@@ -30,7 +30,7 @@ final class A1111State: @unchecked Sendable {
         }
     }
 
-    init(service: GenerationService) {
+    init(service: any JobQueue) {
         self.service = service
         model = service.catalog.defaultName
         options = [:]

@@ -10,7 +10,7 @@ enum SynchronousJob {
     /// Submits `spec`, waits for it to finish and returns the final state; cancels the job when the
     /// client's connection closes first. `submitted` sees the job as soon as it is queued (so the
     /// caller can make it the target of interrupt / skip / progress).
-    static func run(_ spec: JobSpec, service: GenerationService, context: DeciRequestContext,
+    static func run(_ spec: JobSpec, service: any JobQueue, context: DeciRequestContext,
                     submitted: (JobSnapshot) -> Void = { _ in }) async throws(ServiceError) -> JobSnapshot {
         let (job, watcher) = try start(spec, service: service, context: context)
         defer { watcher.stop() }
@@ -21,7 +21,7 @@ enum SynchronousJob {
     /// Submits `spec` and ties the job to the client's connection (cancelled when the client goes
     /// away), for callers that follow the job's events themselves (a streamed answer) instead of
     /// waiting; they stop the watcher once the answer is complete.
-    static func start(_ spec: JobSpec, service: GenerationService,
+    static func start(_ spec: JobSpec, service: any JobQueue,
                       context: DeciRequestContext) throws(ServiceError) -> (job: JobSnapshot, watcher: ClientDisconnectWatcher) {
         let job = try service.submit(spec)
         let id = job.id

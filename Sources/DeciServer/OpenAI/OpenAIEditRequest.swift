@@ -17,7 +17,7 @@ struct OpenAIEditRequest {
     static let defaultImageToImageStrength = 0.75
     static let defaultInpaintingStrength = 1.0
 
-    init(form: OpenAIMultipartForm, service: GenerationService) throws(APIError) {
+    init(form: OpenAIMultipartForm, service: any JobQueue) throws(APIError) {
         let fields = form.fields
         options = try OpenAIImageOptions(fields, service: service)
         // `image` (one file) or repeated `image[]` parts; the engine edits one image, the first.

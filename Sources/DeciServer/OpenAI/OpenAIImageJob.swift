@@ -12,7 +12,7 @@ struct OpenAIImageJob {
         case edit = "image_edit"
     }
 
-    let service: GenerationService
+    let service: any JobQueue
     let options: OpenAIImageOptions
     let request: GenerationRequest
     let kind: Kind

@@ -40,7 +40,7 @@ struct OpenAIImageOptions {
 
     /// Reads and checks every field the server honours; a field it ignores is never read, so any
     /// value of it is accepted.
-    init(_ fields: OpenAIFields, service: GenerationService) throws(APIError) {
+    init(_ fields: OpenAIFields, service: any JobQueue) throws(APIError) {
         guard let prompt = try fields.string("prompt") else { throw .openAI("prompt: required", param: "prompt", code: "missing_field") }
         guard !prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw .openAI("prompt: must not be empty", param: "prompt")

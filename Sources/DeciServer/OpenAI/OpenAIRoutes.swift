@@ -8,7 +8,7 @@ import Hummingbird
 import NIOCore
 
 struct OpenAIRoutes {
-    let service: GenerationService
+    let service: any JobQueue
     let maxBodyBytes: Int
 
     func addRoutes(to router: Router<DeciRequestContext>) {

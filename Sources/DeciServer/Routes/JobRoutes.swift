@@ -6,7 +6,7 @@ import Hummingbird
 import NIOCore
 
 struct JobRoutes {
-    let service: GenerationService
+    let service: any JobQueue
     let maxBodyBytes: Int
 
     static func jobPath(_ id: JobID) -> String { "/v1/jobs/\(id.rawValue)" }

@@ -5,7 +5,7 @@ import Foundation
 import Hummingbird
 
 struct SystemRoutes {
-    let service: GenerationService
+    let service: any JobQueue
     let metrics: ServerMetrics
     let settings: ServerSettings
 
