@@ -84,7 +84,9 @@ final class PostgresJobQueueTests: PostgresTestCase {
         }
         XCTAssertEqual(streamDone.wait(timeout: .now() + 30), .success, "the event stream ended")
         XCTAssertEqual(collected.all.last, "succeeded")
-        XCTAssertTrue(collected.all.contains("started") || collected.all.first == "succeeded", "\(collected.all)")
+        // A 3-step job can start and finish between two notifications the stream reads, so
+        // "started" may be coalesced away; what must hold is that nothing else ends it.
+        XCTAssertFalse(collected.all.contains("failed") || collected.all.contains("cancelled"), "\(collected.all)")
 
         // Cancelling a running job: the worker stops at its next step.
         let long = try api.submit(spec(seed: 5, steps: 500))
